@@ -1,0 +1,412 @@
+"""The only module that talks to S3. Every boto3 call of the application goes through S3Gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from upload_core.errors import Conflict, InvalidRequest, NotFound, UploadError, UpstreamError
+from upload_core.settings import Settings
+
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    part_number: int
+    etag: str
+    size: int
+    last_modified: datetime | None = None
+    checksum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartsListing:
+    parts: list[UploadedPart]
+    checksum_algorithm: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpload:
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedObject:
+    key: str
+    etag: str
+    location: str
+    version_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    size: int
+    etag: str
+    content_type: str | None
+    metadata: dict[str, str]
+    version_id: str | None
+
+
+def storage_error(error: ClientError | BotoCoreError, *, missing: str = "not found") -> UploadError:
+    """Turn an S3 error into a domain error without leaking S3's message or request ids."""
+    if isinstance(error, BotoCoreError):
+        return UpstreamError("the storage service could not be reached", code="StorageUnavailable")
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in ("NoSuchUpload", "NoSuchKey", "404", "NotFound", "NoSuchVersion"):
+        return NotFound(missing)
+    if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "InvalidDigest", "BadDigest"):
+        return InvalidRequest(error.response["Error"].get("Message", code), code=code)
+    if code in ("PreconditionFailed", "ConditionalRequestConflict", "OperationAborted"):
+        return Conflict("the object was changed by another request", code=code)
+    return UpstreamError("the storage service refused the request", code="StorageError")
+
+
+class S3Gateway:
+    """S3 operations the domain needs, with S3's pagination and errors folded in."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self._settings = settings
+        self._client = client
+
+    @property
+    def bucket(self) -> str:
+        return self._settings.bucket_name
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = build_s3_client(self._settings)
+        return self._client
+
+    # --- multipart -------------------------------------------------------------------------------
+    def create_multipart_upload(
+        self,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        tags: Mapping[str, str],
+        checksum_algorithm: str | None = None,
+    ) -> str:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "Metadata": dict(metadata),
+            "Tagging": encode_tag_query(tags),
+        }
+        if checksum_algorithm:
+            params["ChecksumAlgorithm"] = checksum_algorithm
+        try:
+            return str(self.client.create_multipart_upload(**params)["UploadId"])
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+
+    def presign_upload_part(
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        *,
+        expires_in: int,
+        signed_headers: Mapping[str, str],
+    ) -> str:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": part_number,
+        }
+        params.update(_checksum_params(signed_headers))
+        return str(self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in))
+
+    def upload_checksum_algorithm(self, key: str, upload_id: str) -> str | None:
+        """Proves the upload exists for this key (S3 binds an upload id to its key) in one call,
+        and returns the checksum algorithm it was created with."""
+        try:
+            response = self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error, missing="upload not found") from error
+        algorithm = response.get("ChecksumAlgorithm")
+        return str(algorithm) if algorithm else None
+
+    def list_parts(self, key: str, upload_id: str) -> PartsListing:
+        parts: list[UploadedPart] = []
+        algorithm: str | None = None
+        try:
+            pages: Iterator[dict[str, Any]] = self.client.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+            for page in pages:
+                algorithm = page.get("ChecksumAlgorithm") or algorithm
+                for part in page.get("Parts", []):
+                    parts.append(
+                        UploadedPart(
+                            part_number=int(part["PartNumber"]),
+                            etag=str(part["ETag"]),
+                            size=int(part["Size"]),
+                            last_modified=part.get("LastModified"),
+                            checksum=_part_checksum(part, algorithm),
+                        )
+                    )
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error, missing="upload not found") from error
+        return PartsListing(parts=sorted(parts, key=lambda p: p.part_number), checksum_algorithm=algorithm)
+
+    def complete_multipart_upload(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[UploadedPart],
+        *,
+        object_size: int,
+        checksum_algorithm: str | None,
+    ) -> CompletedObject:
+        completed_parts: list[dict[str, Any]] = []
+        for part in parts:
+            entry: dict[str, Any] = {"PartNumber": part.part_number, "ETag": part.etag}
+            if checksum_algorithm and part.checksum:
+                entry[f"Checksum{checksum_algorithm}"] = part.checksum
+            completed_parts.append(entry)
+        try:
+            response = self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": completed_parts},
+                MpuObjectSize=object_size,
+                # Keys are unique per upload: refuse to overwrite anything already at the key.
+                IfNoneMatch="*",
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error, missing="upload not found") from error
+        return CompletedObject(
+            key=key,
+            etag=str(response["ETag"]),
+            location=str(response.get("Location") or self.object_url(key)),
+            version_id=response.get("VersionId"),
+        )
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        """Abort; returns False when there was nothing to abort (already gone), which is not an error."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404", "NotFound"):
+                return False
+            raise storage_error(error) from error
+        except BotoCoreError as error:
+            raise storage_error(error) from error
+        return True
+
+    def list_multipart_uploads(self, prefix: str) -> list[PendingUpload]:
+        uploads: list[PendingUpload] = []
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    uploads.append(
+                        PendingUpload(
+                            key=str(upload["Key"]),
+                            upload_id=str(upload["UploadId"]),
+                            initiated=upload["Initiated"],
+                        )
+                    )
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+        return uploads
+
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> UploadedPart:
+        try:
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error, missing="upload not found") from error
+        return UploadedPart(part_number=part_number, etag=str(response["ETag"]), size=len(body))
+
+    # --- single objects --------------------------------------------------------------------------
+    def presigned_post(
+        self,
+        key: str,
+        *,
+        fields: Mapping[str, str],
+        min_size: int,
+        max_size: int,
+        expires_in: int,
+    ) -> dict[str, Any]:
+        conditions: list[Any] = [{name: value} for name, value in fields.items()]
+        conditions.append(["content-length-range", min_size, max_size])
+        return dict(
+            self.client.generate_presigned_post(
+                self.bucket, key, Fields=dict(fields), Conditions=conditions, ExpiresIn=expires_in
+            )
+        )
+
+    def put_object(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> CompletedObject:
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                Metadata=dict(metadata),
+                Tagging=encode_tag_query(tags),
+                IfNoneMatch="*",
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+        return CompletedObject(
+            key=key,
+            etag=str(response["ETag"]),
+            location=self.object_url(key),
+            version_id=response.get("VersionId"),
+        )
+
+    def head_object(self, key: str, version_id: str | None = None) -> ObjectHead | None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            response = self.client.head_object(**params)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
+                return None
+            raise storage_error(error) from error
+        except BotoCoreError as error:
+            raise storage_error(error) from error
+        return ObjectHead(
+            size=int(response["ContentLength"]),
+            etag=str(response["ETag"]),
+            content_type=response.get("ContentType"),
+            metadata={str(k).lower(): str(v) for k, v in response.get("Metadata", {}).items()},
+            version_id=response.get("VersionId"),
+        )
+
+    def get_range(self, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
+        """Bytes start..end inclusive (HTTP Range semantics); fewer when the object is shorter."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end}"}
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            response = self.client.get_object(**params)
+            return bytes(response["Body"].read())
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+
+    def get_tags(self, key: str, version_id: str | None = None) -> dict[str, str]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            response = self.client.get_object_tagging(**params)
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+        return {str(tag["Key"]): str(tag["Value"]) for tag in response.get("TagSet", [])}
+
+    def put_tags(self, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Tagging": {"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+        }
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            self.client.put_object_tagging(**params)
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+
+    def copy_object(
+        self,
+        source_key: str,
+        destination_key: str,
+        *,
+        source_version_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str | None:
+        source: dict[str, str] = {"Bucket": self.bucket, "Key": source_key}
+        if source_version_id:
+            source["VersionId"] = source_version_id
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": destination_key, "CopySource": source}
+        if tags is not None:
+            params["TaggingDirective"] = "REPLACE"
+            params["Tagging"] = encode_tag_query(tags)
+        try:
+            response = self.client.copy_object(**params)
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+        version = response.get("VersionId")
+        return str(version) if version else None
+
+    def delete_object(self, key: str, version_id: str | None = None) -> None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            self.client.delete_object(**params)
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
+
+    def object_url(self, key: str) -> str:
+        base = self._settings.s3_endpoint_url or f"https://s3.{self._settings.region}.amazonaws.com"
+        return f"{base.rstrip('/')}/{self.bucket}/{quote(key, safe='/')}"
+
+
+def build_s3_client(settings: Settings) -> Any:
+    """A SigV4 client on a regional endpoint: SSE-KMS buckets refuse SigV2 presigned URLs."""
+    endpoint = settings.s3_endpoint_url or f"https://s3.{settings.region}.amazonaws.com"
+    config = Config(
+        signature_version="s3v4",
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=30,
+        # Path style for local emulators; virtual-hosted style (S3's default) on AWS.
+        s3={"addressing_style": "path" if settings.s3_endpoint_url else "virtual"},
+        # Send a checksum only when S3 requires one: presigned part URLs must not gain
+        # checksum headers the browser does not know to send.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.client("s3", region_name=settings.region, endpoint_url=endpoint, config=config)
+
+
+def encode_tag_query(tags: Mapping[str, str]) -> str:
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items())
+
+
+def _checksum_params(signed_headers: Mapping[str, str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for header, value in signed_headers.items():
+        name = header.lower()
+        if name == "content-md5":
+            params["ContentMD5"] = value
+        elif name.startswith("x-amz-checksum-"):
+            algorithm = name.removeprefix("x-amz-checksum-").upper()
+            params[f"Checksum{algorithm}"] = value
+    return params
+
+
+def _part_checksum(part: Mapping[str, Any], algorithm: str | None) -> str | None:
+    if not algorithm:
+        return None
+    value = part.get(f"Checksum{algorithm}")
+    return str(value) if value else None

@@ -1,0 +1,338 @@
+"""The multipart upload lifecycle: start, sign parts, list, complete, abort, and single-request forms.
+
+Every operation is scoped to a caller (`owner`, the token's subject): keys are chosen here, under
+the caller's prefix, and every key a client sends back is checked before S3 is asked anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from upload_core import keys, object_meta, parts
+from upload_core.content_types import ensure_allowed
+from upload_core.errors import InvalidRequest, NotFound, TooLarge
+from upload_core.observability import logger, metrics
+from upload_core.s3 import CHECKSUM_ALGORITHMS, PendingUpload, S3Gateway, UploadedPart
+from upload_core.settings import Settings
+
+_CHECKSUM_BYTES = {"CRC32": 4, "CRC32C": 4, "SHA1": 20, "SHA256": 32}
+
+
+@dataclass(frozen=True, slots=True)
+class StartedUpload:
+    upload_id: str
+    key: str
+    part_size: int | None
+    part_count: int | None
+    checksum_algorithm: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartRequest:
+    part_number: int
+    content_md5: str | None = None
+    checksum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedPart:
+    part_number: int
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedParts:
+    parts: list[SignedPart]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPart:
+    part_number: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedUpload:
+    key: str
+    etag: str
+    size: int
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class FormUpload:
+    url: str
+    fields: dict[str, str]
+    key: str
+    expires_at: datetime
+
+
+class UploadService:
+    def __init__(
+        self,
+        settings: Settings,
+        s3: S3Gateway | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._s3 = s3 or S3Gateway(settings)
+        self._clock = clock
+
+    @property
+    def bucket(self) -> str:
+        return self._settings.bucket_name
+
+    # --- start -----------------------------------------------------------------------------------
+    def start(
+        self,
+        owner: str,
+        *,
+        filename: str,
+        content_type: str,
+        size: int | None,
+        part_size: int | None = None,
+        metadata: Mapping[str, object] | None = None,
+        checksum_algorithm: str | None = None,
+    ) -> StartedUpload:
+        """Start a multipart upload. `size` is None only for clients that do not declare it
+        (Uppy's Companion protocol); the size limit is then enforced when completing."""
+        settings = self._settings
+        normalized_type = ensure_allowed(content_type, settings.allowed_content_types)
+        if size is not None and size < 0:
+            raise InvalidRequest("size must not be negative", code="InvalidSize")
+        chosen_part_size = parts.choose_part_size(size, part_size, settings) if size is not None else None
+        algorithm = _checksum_algorithm(checksum_algorithm)
+        key = keys.new_key(settings.upload_prefix, owner, filename)
+        upload_id = self._s3.create_multipart_upload(
+            key,
+            content_type=normalized_type,
+            metadata={
+                **object_meta.user_metadata(metadata),
+                **object_meta.system_metadata(owner, filename, declared_size=size),
+            },
+            tags=object_meta.pending_tags(),
+            checksum_algorithm=algorithm,
+        )
+        metrics.add_metric(name="UploadsStarted", unit=MetricUnit.Count, value=1)
+        logger.info("upload started", extra={"key": key, "upload_id": upload_id, "size": size})
+        return StartedUpload(
+            upload_id=upload_id,
+            key=key,
+            part_size=chosen_part_size,
+            part_count=parts.part_count(size, chosen_part_size) if size is not None and chosen_part_size else None,
+            checksum_algorithm=algorithm,
+        )
+
+    def list_pending(self, owner: str) -> list[PendingUpload]:
+        prefix = keys.owner_prefix(self._settings.upload_prefix, owner)
+        return sorted(self._s3.list_multipart_uploads(prefix), key=lambda upload: upload.initiated)
+
+    # --- sign ------------------------------------------------------------------------------------
+    def sign_parts(self, owner: str, upload_id: str, key: str, requests: list[PartRequest]) -> SignedParts:
+        keys.ensure_owned(self._settings.upload_prefix, owner, key)
+        _ensure_upload_id(upload_id)
+        numbers = [request.part_number for request in requests]
+        if len(numbers) != len(set(numbers)):
+            raise InvalidRequest("part numbers must be unique", code="InvalidPartNumber")
+        parts.validate_part_numbers(numbers, limit=self._settings.max_parts_per_request)
+        # Presigning needs no S3 call, so without this one a caller could obtain signatures for an
+        # upload id that is not this key's; S3 answers NoSuchUpload for a mismatched pair.
+        algorithm = self._s3.upload_checksum_algorithm(key, upload_id)
+        expires_in = self._settings.url_expiry_seconds
+        signed = []
+        for request in sorted(requests, key=lambda r: r.part_number):
+            headers = _signed_headers(request, algorithm)
+            url = self._s3.presign_upload_part(
+                key, upload_id, request.part_number, expires_in=expires_in, signed_headers=headers
+            )
+            signed.append(SignedPart(part_number=request.part_number, url=url, headers=headers))
+        return SignedParts(parts=signed, expires_at=self._expires_at(expires_in))
+
+    # --- list ------------------------------------------------------------------------------------
+    def list_parts(self, owner: str, upload_id: str, key: str) -> list[UploadedPart]:
+        keys.ensure_owned(self._settings.upload_prefix, owner, key)
+        _ensure_upload_id(upload_id)
+        return self._s3.list_parts(key, upload_id).parts
+
+    # --- complete --------------------------------------------------------------------------------
+    def complete(
+        self, owner: str, upload_id: str, key: str, client_parts: list[ClientPart] | None = None
+    ) -> CompletedUpload:
+        """Complete with the client's parts list, or with every uploaded part when none is sent.
+
+        Idempotent: when the upload is already gone because an earlier call completed it, the
+        stored object (the key is unique to this upload) is described instead.
+        """
+        keys.ensure_owned(self._settings.upload_prefix, owner, key)
+        _ensure_upload_id(upload_id)
+        try:
+            listing = self._s3.list_parts(key, upload_id)
+        except NotFound:
+            return self._already_completed(owner, key)
+        chosen = _select_parts(listing.parts, client_parts)
+        total = parts.check_part_sizes([(part.part_number, part.size) for part in chosen])
+        if total > self._settings.max_upload_bytes:
+            self._s3.abort_multipart_upload(key, upload_id)
+            metrics.add_metric(name="UploadsRefusedOversize", unit=MetricUnit.Count, value=1)
+            raise TooLarge(
+                f"the upload is {total} bytes, over the maximum of {self._settings.max_upload_bytes};"
+                " it has been aborted",
+                code="UploadTooLarge",
+            )
+        try:
+            completed = self._s3.complete_multipart_upload(
+                key, upload_id, chosen, object_size=total, checksum_algorithm=listing.checksum_algorithm
+            )
+        except NotFound:
+            return self._already_completed(owner, key)
+        metrics.add_metric(name="UploadsCompleted", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="BytesUploaded", unit=MetricUnit.Bytes, value=total)
+        logger.info("upload completed", extra={"key": key, "upload_id": upload_id, "size": total})
+        return CompletedUpload(key=key, etag=completed.etag, size=total, location=completed.location)
+
+    def _already_completed(self, owner: str, key: str) -> CompletedUpload:
+        head = self._s3.head_object(key)
+        if head is None or head.metadata.get(object_meta.OWNER_META) != object_meta.system_metadata(owner, "").get(
+            object_meta.OWNER_META
+        ):
+            raise NotFound("upload not found", code="NoSuchUpload")
+        return CompletedUpload(key=key, etag=head.etag, size=head.size, location=self._s3.object_url(key))
+
+    # --- abort -----------------------------------------------------------------------------------
+    def abort(self, owner: str, upload_id: str, key: str) -> bool:
+        """Abort; aborting an upload that is already gone succeeds too (returns False)."""
+        keys.ensure_owned(self._settings.upload_prefix, owner, key)
+        _ensure_upload_id(upload_id)
+        aborted = self._s3.abort_multipart_upload(key, upload_id)
+        if aborted:
+            metrics.add_metric(name="UploadsAborted", unit=MetricUnit.Count, value=1)
+            logger.info("upload aborted", extra={"key": key, "upload_id": upload_id})
+        return aborted
+
+    # --- single-request form ---------------------------------------------------------------------
+    def form(self, owner: str, *, filename: str, content_type: str, size: int | None) -> FormUpload:
+        """A presigned POST whose policy pins the key, the content type, the metadata, the pending
+        tag and the size (exactly the declared size, or up to the form limit when undeclared)."""
+        settings = self._settings
+        normalized_type = ensure_allowed(content_type, settings.allowed_content_types)
+        if size is not None:
+            if size < 0:
+                raise InvalidRequest("size must not be negative", code="InvalidSize")
+            if size > settings.max_form_upload_bytes:
+                raise TooLarge(
+                    f"size {size} exceeds the single-request limit of {settings.max_form_upload_bytes}"
+                    " bytes; use a multipart upload",
+                    code="UploadTooLarge",
+                )
+        key = keys.new_key(settings.upload_prefix, owner, filename)
+        fields = {
+            "Content-Type": normalized_type,
+            "tagging": object_meta.tagging_xml(object_meta.pending_tags()),
+            "success_action_status": "201",
+            **{
+                f"x-amz-meta-{name}": value
+                for name, value in object_meta.system_metadata(owner, filename, declared_size=size).items()
+            },
+        }
+        expires_in = settings.url_expiry_seconds
+        post = self._s3.presigned_post(
+            key,
+            fields=fields,
+            min_size=size if size is not None else 0,
+            max_size=size if size is not None else settings.max_form_upload_bytes,
+            expires_in=expires_in,
+        )
+        metrics.add_metric(name="FormUploadsIssued", unit=MetricUnit.Count, value=1)
+        return FormUpload(
+            url=str(post["url"]),
+            fields={str(k): str(v) for k, v in post["fields"].items()},
+            key=key,
+            expires_at=self._expires_at(expires_in),
+        )
+
+    def _expires_at(self, seconds: int) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+
+
+def _ensure_upload_id(upload_id: str) -> None:
+    # S3 upload ids are opaque but printable and bounded; anything else is a client error.
+    if not upload_id or len(upload_id) > 1024 or not upload_id.isprintable():
+        raise InvalidRequest("uploadId is malformed", code="InvalidUploadId")
+
+
+def _checksum_algorithm(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    algorithm = value.upper()
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise InvalidRequest(
+            f"checksumAlgorithm must be one of {', '.join(CHECKSUM_ALGORITHMS)}", code="InvalidChecksum"
+        )
+    return algorithm
+
+
+def _decoded_length(value: str, field: str) -> int:
+    try:
+        return len(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"{field} must be base64", code="InvalidChecksum") from None
+
+
+def _signed_headers(request: PartRequest, algorithm: str | None) -> dict[str, str]:
+    """Headers signed into a part URL: S3 then refuses a body that does not match them."""
+    headers: dict[str, str] = {}
+    if request.content_md5 is not None:
+        if _decoded_length(request.content_md5, "contentMd5") != 16:
+            raise InvalidRequest("contentMd5 must be the base64 of a 16-byte MD5 digest", code="InvalidChecksum")
+        headers["Content-MD5"] = request.content_md5
+    if request.checksum is not None:
+        if algorithm is None:
+            raise InvalidRequest(
+                "this upload was started without a checksumAlgorithm; send contentMd5 instead",
+                code="InvalidChecksum",
+            )
+        if _decoded_length(request.checksum, "checksum") != _CHECKSUM_BYTES[algorithm]:
+            raise InvalidRequest(f"checksum is not a base64 {algorithm} value", code="InvalidChecksum")
+        headers[f"x-amz-checksum-{algorithm.lower()}"] = request.checksum
+    elif algorithm is not None:
+        raise InvalidRequest(
+            f"this upload was started with checksumAlgorithm {algorithm}: every part needs its checksum",
+            code="ChecksumRequired",
+        )
+    return headers
+
+
+def _normalize_etag(etag: str) -> str:
+    return etag.strip().strip('"')
+
+
+def _select_parts(uploaded: list[UploadedPart], client_parts: list[ClientPart] | None) -> list[UploadedPart]:
+    if not uploaded:
+        raise InvalidRequest("no parts have been uploaded", code="NoParts")
+    if client_parts is None:
+        return uploaded
+    if not client_parts:
+        raise InvalidRequest("parts must not be empty", code="NoParts")
+    by_number = {part.part_number: part for part in uploaded}
+    chosen: list[UploadedPart] = []
+    seen: set[int] = set()
+    for client_part in sorted(client_parts, key=lambda p: p.part_number):
+        if client_part.part_number in seen:
+            raise InvalidRequest(f"part {client_part.part_number} is listed twice", code="InvalidPart")
+        seen.add(client_part.part_number)
+        stored = by_number.get(client_part.part_number)
+        if stored is None or _normalize_etag(stored.etag) != _normalize_etag(client_part.etag):
+            raise InvalidRequest(
+                f"part {client_part.part_number} was not uploaded or its ETag does not match", code="InvalidPart"
+            )
+        chosen.append(stored)
+    return chosen
