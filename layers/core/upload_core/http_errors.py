@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from upload_core.errors import UploadError
+from upload_core.errors import InvalidRequest, UploadError
 from upload_core.observability import logger
 
 
@@ -59,8 +59,6 @@ def install_error_handlers(app: ApiGatewayResolver) -> None:
 
 def json_body(app: ApiGatewayResolver) -> Any:
     """The request body as JSON, or a clean 400 for a missing or malformed body."""
-    from upload_core.errors import InvalidRequest
-
     try:
         return app.current_event.json_body
     except (ValueError, TypeError):
