@@ -17,7 +17,7 @@ from upload_core.observability import logger
 
 def error_response(status: int, code: str, message: str) -> Response[str]:
     return Response(
-        status_code=status,
+        status_code=int(status),
         content_type="application/json",
         body=json.dumps({"code": code, "message": message}),
     )
@@ -57,8 +57,8 @@ def install_error_handlers(app: ApiGatewayResolver) -> None:
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "InternalError", "an internal error occurred")
 
 
-def json_body(app: ApiGatewayResolver) -> Any:
-    """The request body as JSON, or a clean 400 for a missing or malformed body."""
+def json_body(app: Any) -> Any:
+    """The request body (of a resolver's or router's current event) as JSON, or a clean 400."""
     try:
         return app.current_event.json_body
     except (ValueError, TypeError):
