@@ -33,6 +33,7 @@ class SignPartsRequest(ApiModel):
     key: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
     part_numbers: list[int] | None = Field(default=None, max_length=10_000)
     parts: list[PartToSign] | None = Field(default=None, max_length=10_000)
+    checksum_algorithm: str | None = Field(default=None, max_length=16)
 
 
 class CompletedPartIn(ApiModel):

@@ -62,7 +62,10 @@ def sign_parts(uploadId: str, request: Annotated[SignPartsRequest, Body()]) -> d
         PartRequest(part_number=part.part_number, content_md5=part.content_md5, checksum=part.checksum)
         for part in request.parts or []
     ]
-    return views.signed(service().sign_parts(caller_id(app), uploadId, request.key, wanted))
+    signed = service().sign_parts(
+        caller_id(app), uploadId, request.key, wanted, checksum_algorithm=request.checksum_algorithm
+    )
+    return views.signed(signed)
 
 
 @app.get("/uploads/<uploadId>/parts", summary="List the parts uploaded so far (to resume)")

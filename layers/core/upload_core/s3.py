@@ -150,6 +150,8 @@ class S3Gateway:
             for page in pages:
                 algorithm = page.get("ChecksumAlgorithm") or algorithm
                 for part in page.get("Parts", []):
+                    # Some S3-compatible servers omit the upload's algorithm but list part checksums.
+                    algorithm = algorithm or _checksum_algorithm_of(part)
                     parts.append(
                         UploadedPart(
                             part_number=int(part["PartNumber"]),
@@ -403,6 +405,10 @@ def _checksum_params(signed_headers: Mapping[str, str]) -> dict[str, str]:
             algorithm = name.removeprefix("x-amz-checksum-").upper()
             params[f"Checksum{algorithm}"] = value
     return params
+
+
+def _checksum_algorithm_of(part: Mapping[str, Any]) -> str | None:
+    return next((name for name in CHECKSUM_ALGORITHMS if part.get(f"Checksum{name}")), None)
 
 
 def _part_checksum(part: Mapping[str, Any], algorithm: str | None) -> str | None:

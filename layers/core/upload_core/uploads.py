@@ -137,7 +137,18 @@ class UploadService:
         return sorted(self._s3.list_multipart_uploads(prefix), key=lambda upload: upload.initiated)
 
     # --- sign ------------------------------------------------------------------------------------
-    def sign_parts(self, owner: str, upload_id: str, key: str, requests: list[PartRequest]) -> SignedParts:
+    def sign_parts(
+        self,
+        owner: str,
+        upload_id: str,
+        key: str,
+        requests: list[PartRequest],
+        *,
+        checksum_algorithm: str | None = None,
+    ) -> SignedParts:
+        """Presign part URLs. Checksums sent with a part are signed into its URL, so S3 refuses a
+        body that does not match; `checksum_algorithm` names their algorithm (it must be the one
+        the upload was started with)."""
         keys.ensure_owned(self._settings.upload_prefix, owner, key)
         _ensure_upload_id(upload_id)
         numbers = [request.part_number for request in requests]
@@ -146,11 +157,18 @@ class UploadService:
         parts.validate_part_numbers(numbers, limit=self._settings.max_parts_per_request)
         # Presigning needs no S3 call, so without this one a caller could obtain signatures for an
         # upload id that is not this key's; S3 answers NoSuchUpload for a mismatched pair.
-        algorithm = self._s3.upload_checksum_algorithm(key, upload_id)
+        started_with = self._s3.upload_checksum_algorithm(key, upload_id)
+        requested = _checksum_algorithm(checksum_algorithm)
+        if started_with and requested and started_with != requested:
+            raise InvalidRequest(
+                f"this upload was started with checksumAlgorithm {started_with}, not {requested}",
+                code="InvalidChecksum",
+            )
+        algorithm = started_with or requested
         expires_in = self._settings.url_expiry_seconds
         signed = []
         for request in sorted(requests, key=lambda r: r.part_number):
-            headers = _signed_headers(request, algorithm)
+            headers = _signed_headers(request, algorithm, required=started_with is not None)
             url = self._s3.presign_upload_part(
                 key, upload_id, request.part_number, expires_in=expires_in, signed_headers=headers
             )
@@ -287,7 +305,7 @@ def _decoded_length(value: str, field: str) -> int:
         raise InvalidRequest(f"{field} must be base64", code="InvalidChecksum") from None
 
 
-def _signed_headers(request: PartRequest, algorithm: str | None) -> dict[str, str]:
+def _signed_headers(request: PartRequest, algorithm: str | None, *, required: bool) -> dict[str, str]:
     """Headers signed into a part URL: S3 then refuses a body that does not match them."""
     headers: dict[str, str] = {}
     if request.content_md5 is not None:
@@ -297,13 +315,13 @@ def _signed_headers(request: PartRequest, algorithm: str | None) -> dict[str, st
     if request.checksum is not None:
         if algorithm is None:
             raise InvalidRequest(
-                "this upload was started without a checksumAlgorithm; send contentMd5 instead",
+                "a part checksum needs the checksumAlgorithm the upload was started with (or use contentMd5)",
                 code="InvalidChecksum",
             )
         if _decoded_length(request.checksum, "checksum") != _CHECKSUM_BYTES[algorithm]:
             raise InvalidRequest(f"checksum is not a base64 {algorithm} value", code="InvalidChecksum")
         headers[f"x-amz-checksum-{algorithm.lower()}"] = request.checksum
-    elif algorithm is not None:
+    elif required:
         raise InvalidRequest(
             f"this upload was started with checksumAlgorithm {algorithm}: every part needs its checksum",
             code="ChecksumRequired",
