@@ -187,6 +187,8 @@ def resolve(value: Any, parameters: dict[str, str]) -> str:
         return str(value)
     if isinstance(value, dict) and "Ref" in value:
         name = value["Ref"]
+        if name not in PSEUDO_PARAMETERS and name not in parameters:
+            raise AssertionError(f"an environment variable refers to {name}, which is not a parameter")
         return PSEUDO_PARAMETERS.get(name) or parameters[name]
     if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
         return re.sub(r"\$\{([^}]+)\}", lambda match: resolve({"Ref": match.group(1)}, parameters), value["Fn::Sub"])
@@ -611,7 +613,8 @@ def test_bucket_is_private_encrypted_versioned_and_browser_ready(resources: dict
     # Browsers must read part ETags (Uppy stalls otherwise) and may send signed checksums.
     assert {"ETag", "Location"} <= set(cors["ExposedHeaders"])
     assert {"content-type", "x-amz-checksum-sha256", "x-amz-checksum-crc32c"} <= set(cors["AllowedHeaders"])
-    assert {"PUT", "POST"} <= set(cors["AllowedMethods"])
+    # Uppy 6's signRequest sends list (GET), complete (POST) and abort (DELETE) to S3 itself.
+    assert {"GET", "PUT", "POST", "DELETE"} <= set(cors["AllowedMethods"])
     assert cors["AllowedOrigins"] == {"Ref": "CorsAllowedOrigins"}
     rules = bucket["LifecycleConfiguration"]["Rules"]
     assert {"DaysAfterInitiation": {"Ref": "IncompleteUploadExpiryDays"}} in [
