@@ -60,7 +60,6 @@ EXPECTED_ROUTES = {
     "GET /s3/multipart/{uploadId}": "UploadsFunction",
     "POST /s3/multipart/{uploadId}/complete": "UploadsFunction",
     "DELETE /s3/multipart/{uploadId}": "UploadsFunction",
-    "POST /s3/sign": "UploadsFunction",
     "GET /openapi.json": "UploadsFunction",
     "POST /imports": "ImportsFunction",
 }
@@ -613,8 +612,9 @@ def test_bucket_is_private_encrypted_versioned_and_browser_ready(resources: dict
     # Browsers must read part ETags (Uppy stalls otherwise) and may send signed checksums.
     assert {"ETag", "Location"} <= set(cors["ExposedHeaders"])
     assert {"content-type", "x-amz-checksum-sha256", "x-amz-checksum-crc32c"} <= set(cors["AllowedHeaders"])
-    # Uppy 6's signRequest sends list (GET), complete (POST) and abort (DELETE) to S3 itself.
-    assert {"GET", "PUT", "POST", "DELETE"} <= set(cors["AllowedMethods"])
+    # Parts are PUT and forms POSTed by the browser; everything else goes through the API.
+    assert {"PUT", "POST"} <= set(cors["AllowedMethods"])
+    assert "DELETE" not in cors["AllowedMethods"]
     assert cors["AllowedOrigins"] == {"Ref": "CorsAllowedOrigins"}
     rules = bucket["LifecycleConfiguration"]["Rules"]
     assert {"DaysAfterInitiation": {"Ref": "IncompleteUploadExpiryDays"}} in [

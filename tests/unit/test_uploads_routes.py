@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import FakeContext, http_event
+from lambda_fakes import FakeContext, http_event
 
 import companion_routes
 import uploads_handler
