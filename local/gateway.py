@@ -1,0 +1,555 @@
+"""A local API Gateway HTTP API: the template's routes, its JWT authorizer and CORS, payload 2.0.
+
+``Gateway.dispatch`` turns one HTTP request into an API Gateway 2.0 event, invokes the route's
+function and shapes its answer the way API Gateway does; ``GatewayServer`` puts it on
+127.0.0.1 with the standard library's threading HTTP server.
+
+Local only: the JWT authorizer reads the token's claims WITHOUT checking its signature. It does
+check what API Gateway checks besides the signature: the token's shape, ``exp`` (required, in the
+future), ``nbf``, ``iss`` (the authorizer's issuer), ``aud`` (one of its audiences) and the
+route's scopes. The handlers additionally need ``sub``, so a token without it is refused too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from local.functions import Invocation
+from local.template import LOCAL_ACCOUNT_ID, JwtAuthorizer, Route
+from local.tokens import b64url_decode
+
+# API Gateway's request payload limit.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+API_ID = "local"
+TEXT_MEDIA_TYPES = (
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+)
+
+Invoker = Callable[[str, dict[str, Any]], Invocation]
+
+
+@dataclass(slots=True)
+class GatewayResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+def json_response(status: int, document: Any) -> GatewayResponse:
+    return GatewayResponse(status, [("content-type", "application/json")], json.dumps(document).encode())
+
+
+def message(status: int, text: str) -> GatewayResponse:
+    """API Gateway's own error shape: {"message": "..."}."""
+    return json_response(status, {"message": text})
+
+
+# --------------------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    route: Route
+    path_parameters: dict[str, str]
+
+
+class RouteTable:
+    """HTTP API route selection: full matches beat path variables, which beat greedy ones.
+
+    A method must match (ANY matches any method, but a route with the exact method wins);
+    anything else is 404, as in API Gateway.
+    """
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = list(routes)
+        self._segments = {route.route_key: _segments(route.path) for route in self.routes}
+
+    def match(self, method: str, raw_path: str) -> RouteMatch | None:
+        request_segments = raw_path.split("/")[1:] if raw_path.startswith("/") else [raw_path]
+        best: tuple[tuple[tuple[int, ...], int], RouteMatch] | None = None
+        for route in self.routes:
+            if route.method not in (method, "ANY"):
+                continue
+            if route.path == "$default":
+                parameters: dict[str, str] | None = {}
+                ranks: tuple[int, ...] = (3,)
+            else:
+                parameters, ranks = _match_segments(self._segments[route.route_key], request_segments)
+            if parameters is None:
+                continue
+            key = (ranks, 0 if route.method == method else 1)
+            if best is None or key < best[0]:
+                best = (key, RouteMatch(route, parameters))
+        return None if best is None else best[1]
+
+
+def _segments(path: str) -> list[str]:
+    return path.split("/")[1:] if path.startswith("/") else [path]
+
+
+def _match_segments(pattern: list[str], request: list[str]) -> tuple[dict[str, str] | None, tuple[int, ...]]:
+    parameters: dict[str, str] = {}
+    ranks: list[int] = []
+    for index, segment in enumerate(pattern):
+        if segment.startswith("{") and segment.endswith("+}"):
+            rest = request[index:]
+            if not rest or not "/".join(rest):
+                return None, ()
+            parameters[segment[1:-2]] = unquote("/".join(rest))
+            ranks.append(2)
+            return parameters, tuple(ranks)
+        if index >= len(request):
+            return None, ()
+        value = unquote(request[index])
+        if segment.startswith("{") and segment.endswith("}"):
+            if not value:
+                return None, ()
+            parameters[segment[1:-1]] = value
+            ranks.append(1)
+        elif segment == value:
+            ranks.append(0)
+        else:
+            return None, ()
+    if len(request) != len(pattern):
+        return None, ()
+    return parameters, tuple(ranks)
+
+
+# --------------------------------------------------------------------------- JWT authorizer
+
+
+class Unauthorized(Exception):
+    """The token is missing or unacceptable: 401 {"message": "Unauthorized"}."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    claims: dict[str, str]
+    scopes: list[str] | None
+
+
+def authorize(authorization: str | None, authorizer: JwtAuthorizer | None, now: float | None = None) -> Principal:
+    """Reads and checks a bearer token's claims (no signature check: local only)."""
+    if not authorization:
+        raise Unauthorized("no token")
+    token = authorization.strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise Unauthorized("not a JWT")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        payload = json.loads(b64url_decode(parts[1]))
+    except (ValueError, binascii.Error):
+        raise Unauthorized("undecodable JWT") from None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise Unauthorized("not a JWT")
+    current = time.time() if now is None else now
+    expires = payload.get("exp")
+    if not isinstance(expires, int | float) or isinstance(expires, bool) or expires <= current:
+        raise Unauthorized("expired or without exp")
+    not_before = payload.get("nbf")
+    if isinstance(not_before, int | float) and not_before > current:
+        raise Unauthorized("not valid yet")
+    if not isinstance(payload.get("sub"), str) or not payload["sub"]:
+        raise Unauthorized("no sub")
+    if authorizer is not None:
+        if authorizer.issuer and payload.get("iss") != authorizer.issuer:
+            raise Unauthorized("wrong issuer")
+        audience = payload.get("aud", payload.get("client_id"))
+        audiences = set(audience) if isinstance(audience, list) else {audience}
+        if authorizer.audience and not audiences & set(authorizer.audience):
+            raise Unauthorized("wrong audience")
+    scopes: list[str] | None = None
+    if isinstance(payload.get("scope"), str):
+        scopes = payload["scope"].split()
+    elif isinstance(payload.get("scp"), list):
+        scopes = [str(item) for item in payload["scp"]]
+    return Principal({key: _claim_text(value) for key, value in payload.items()}, scopes)
+
+
+def _claim_text(value: Any) -> str:
+    """Claims reach the function as strings, as API Gateway passes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(_claim_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+# --------------------------------------------------------------------------- CORS
+
+
+class Cors:
+    """API Gateway's CORS for an HTTP API, from its CorsConfiguration."""
+
+    def __init__(self, configuration: Mapping[str, Any]) -> None:
+        self.enabled = bool(configuration)
+        self.origins = [str(item) for item in configuration.get("AllowOrigins") or []]
+        self.methods = [str(item).upper() for item in configuration.get("AllowMethods") or []]
+        self.headers = [str(item).lower() for item in configuration.get("AllowHeaders") or []]
+        self.expose = [str(item).lower() for item in configuration.get("ExposeHeaders") or []]
+        self.max_age = configuration.get("MaxAge")
+        self.credentials = bool(configuration.get("AllowCredentials"))
+
+    def allowed_origin(self, origin: str | None) -> str | None:
+        if not self.enabled or not origin:
+            return None
+        if "*" in self.origins:
+            return origin if self.credentials else "*"
+        return origin if origin.lower() in (item.lower() for item in self.origins) else None
+
+    def preflight(self, headers: Mapping[str, str]) -> GatewayResponse:
+        response = GatewayResponse(204)
+        origin = self.allowed_origin(headers.get("origin"))
+        if origin is None:
+            return response
+        requested_method = headers.get("access-control-request-method", "").upper()
+        requested_headers = headers.get("access-control-request-headers", "")
+        methods = requested_method if "*" in self.methods else ",".join(self.methods)
+        allow_headers = requested_headers if "*" in self.headers else ",".join(self.headers)
+        response.headers.append(("access-control-allow-origin", origin))
+        if methods:
+            response.headers.append(("access-control-allow-methods", methods))
+        if allow_headers:
+            response.headers.append(("access-control-allow-headers", allow_headers))
+        if self.max_age is not None:
+            response.headers.append(("access-control-max-age", str(self.max_age)))
+        if self.credentials:
+            response.headers.append(("access-control-allow-credentials", "true"))
+        if origin != "*":
+            response.headers.append(("vary", "origin"))
+        return response
+
+    def decorate(self, response: GatewayResponse, origin_header: str | None) -> None:
+        if not self.enabled:
+            return
+        # With a CorsConfiguration, API Gateway replaces whatever CORS headers the function sent.
+        response.headers = [(k, v) for k, v in response.headers if not k.lower().startswith("access-control-")]
+        origin = self.allowed_origin(origin_header)
+        if origin is None:
+            return
+        response.headers.append(("access-control-allow-origin", origin))
+        if self.expose:
+            response.headers.append(("access-control-expose-headers", ",".join(self.expose)))
+        if self.credentials:
+            response.headers.append(("access-control-allow-credentials", "true"))
+        if origin != "*":
+            response.headers.append(("vary", "origin"))
+
+
+# --------------------------------------------------------------------------- the gateway
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str = "127.0.0.1"
+    protocol: str = "HTTP/1.1"
+
+
+class Gateway:
+    """Routes, authorizes and invokes; everything API Gateway does between client and function."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        invoke: Invoker,
+        *,
+        cors: Mapping[str, Any] | None = None,
+        authorizers: Mapping[str, JwtAuthorizer] | None = None,
+    ) -> None:
+        self.table = RouteTable(routes)
+        self._invoke = invoke
+        self.cors = Cors(cors or {})
+        self._authorizers = dict(authorizers or {})
+
+    def dispatch(self, request: Request) -> GatewayResponse:
+        request_id = _request_id()
+        headers = _merge_headers(request.headers)
+        response = self._dispatch(request, headers)
+        if request.method != "OPTIONS":
+            self.cors.decorate(response, headers.get("origin"))
+        response.headers.append(("apigw-requestid", request_id))
+        return response
+
+    def _dispatch(self, request: Request, headers: dict[str, str]) -> GatewayResponse:
+        if request.method == "OPTIONS" and self.cors.enabled:
+            return self.cors.preflight(headers)
+        if len(request.body) > MAX_BODY_BYTES:
+            return message(413, "Request Entity Too Large")
+        found = self.table.match(request.method, request.raw_path)
+        if found is None:
+            return message(404, "Not Found")
+        route = found.route
+        authorizer_context: dict[str, Any] | None = None
+        if route.authorized:
+            authorizer = self._authorizers.get(route.authorizer or "")
+            source = (authorizer.identity_source if authorizer else "$request.header.Authorization").rsplit(".", 1)
+            try:
+                principal = authorize(headers.get(source[-1].lower()), authorizer)
+            except Unauthorized:
+                return message(401, "Unauthorized")
+            if route.scopes and not set(route.scopes) & set(principal.scopes or []):
+                return message(403, "Forbidden")
+            authorizer_context = {"jwt": {"claims": principal.claims, "scopes": principal.scopes}}
+        event = build_event(request, headers, found, authorizer_context)
+        invocation = self._invoke(route.function_logical_id, event)
+        if not invocation.ok:
+            return message(502, "Internal Server Error")
+        return shape_response(invocation.result)
+
+
+def _request_id() -> str:
+    return base64.b64encode(secrets.token_bytes(10)).decode().rstrip("=") + "="
+
+
+def _merge_headers(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    return merged
+
+
+def _is_text(content_type: str | None) -> bool:
+    if not content_type:
+        return True
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type.startswith("text/") or media_type in TEXT_MEDIA_TYPES or media_type.endswith(("+json", "+xml"))
+
+
+def build_event(
+    request: Request,
+    headers: Mapping[str, str],
+    found: RouteMatch,
+    authorizer: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload format 2.0 event."""
+    now = time.time()
+    event_headers = {key: value for key, value in headers.items() if key != "cookie"}
+    event_headers.setdefault("x-forwarded-for", request.source_ip)
+    event_headers.setdefault("x-forwarded-proto", "http")
+    host = headers.get("host", "127.0.0.1")
+    event_headers.setdefault("x-forwarded-port", host.rsplit(":", 1)[1] if ":" in host else "80")
+    route_key = found.route.route_key if found.route.path != "$default" else "$default"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.raw_path,
+        "rawQueryString": request.raw_query,
+        "headers": event_headers,
+    }
+    if "cookie" in headers:
+        event["cookies"] = [item.strip() for item in headers["cookie"].replace(",", ";").split(";") if item.strip()]
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(request.raw_query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    if query:
+        event["queryStringParameters"] = query
+    context: dict[str, Any] = {
+        "accountId": LOCAL_ACCOUNT_ID,
+        "apiId": API_ID,
+        "domainName": host,
+        "domainPrefix": host.split(".", 1)[0],
+        "http": {
+            "method": request.method,
+            "path": request.raw_path,
+            "protocol": request.protocol,
+            "sourceIp": request.source_ip,
+            "userAgent": headers.get("user-agent", ""),
+        },
+        "requestId": _request_id(),
+        "routeKey": route_key,
+        "stage": "$default",
+        "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "timeEpoch": int(now * 1000),
+    }
+    if authorizer is not None:
+        context["authorizer"] = dict(authorizer)
+    event["requestContext"] = context
+    if found.path_parameters:
+        event["pathParameters"] = dict(found.path_parameters)
+    if request.body:
+        if _is_text(headers.get("content-type")):
+            try:
+                event["body"] = request.body.decode("utf-8")
+                event["isBase64Encoded"] = False
+            except UnicodeDecodeError:
+                event["body"] = base64.b64encode(request.body).decode()
+                event["isBase64Encoded"] = True
+        else:
+            event["body"] = base64.b64encode(request.body).decode()
+            event["isBase64Encoded"] = True
+    else:
+        event["isBase64Encoded"] = False
+    return event
+
+
+def shape_response(result: Any) -> GatewayResponse:
+    """A function's result as API Gateway's 2.0 format turns it into an HTTP response."""
+    if not (isinstance(result, dict) and "statusCode" in result):
+        # No statusCode: API Gateway assumes 200 and a JSON body.
+        document = result if isinstance(result, str) else json.dumps(result)
+        return GatewayResponse(200, [("content-type", "application/json")], document.encode())
+    try:
+        status = int(result["statusCode"])
+        if not 100 <= status <= 599:
+            raise ValueError(status)
+        headers = [(str(key).lower(), str(value)) for key, value in (result.get("headers") or {}).items()]
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            headers.extend((str(key).lower(), str(value)) for value in values)
+        headers.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or [])
+        raw_body = result.get("body")
+        text = "" if raw_body is None else raw_body if isinstance(raw_body, str) else json.dumps(raw_body)
+        body = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode("utf-8")
+    except (TypeError, ValueError, AttributeError, binascii.Error):
+        print(f"local gateway: malformed function response {result!r:.500}", file=sys.stderr)
+        return message(502, "Internal Server Error")
+    return GatewayResponse(status, headers, body)
+
+
+# --------------------------------------------------------------------------- HTTP server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "local-apigateway"
+    sys_version = ""
+    server: _Server
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        path, _, query = self.path.partition("?")
+        try:
+            body = self._read_body()
+        except _TooLarge:
+            response = message(413, "Request Entity Too Large")
+            self.close_connection = True
+        else:
+            request = Request(
+                method=self.command,
+                raw_path=path,
+                raw_query=query,
+                headers=list(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+                protocol=self.request_version,
+            )
+            try:
+                response = self.server.gateway.dispatch(request)
+            except Exception as error:  # the gateway never drops a connection without answering
+                print(f"local gateway: {type(error).__name__}: {error}", file=sys.stderr)
+                response = message(500, "Internal Server Error")
+        self._write(response)
+        if self.server.access_log:
+            elapsed = (time.monotonic() - started) * 1000
+            print(f"api {self.command} {path} -> {response.status} ({elapsed:.0f} ms)", file=sys.stderr)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise _TooLarge
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _TooLarge
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _write(self, response: GatewayResponse) -> None:
+        self.send_response_only(response.status)
+        self.send_header("date", formatdate(usegmt=True))
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date"):
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one access line per request is printed by _serve
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # parallel part signing must not hit the listen backlog
+    gateway: Gateway
+    access_log: bool
+
+
+class GatewayServer:
+    """The gateway on 127.0.0.1:<port> (0 picks a free port), served from a background thread."""
+
+    def __init__(self, gateway: Gateway, port: int = 0, *, host: str = "127.0.0.1", access_log: bool = False):
+        self._server = _Server((host, port), _Handler)
+        self._server.gateway = gateway
+        self._server.access_log = access_log
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-gateway", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> GatewayServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,220 @@
+"""The whole local stack, built from template.yaml, as one context manager.
+
+    with LocalStack() as stack:          # S3_PORT / API_PORT from the environment, else free ports
+        requests.post(f"{stack.api_url}/uploads", headers={"authorization": f"Bearer {stack.token_for('alice')}"}, ...)
+        stack.s3_client().get_object(Bucket=stack.bucket, Key=...)
+
+Start order: embedded S3 (MiniStack) -> the template's queues and bucket -> function workers ->
+event sources (bucket notifications, queue pollers) -> the HTTP gateway. Everything listens on
+127.0.0.1 only. ``stop`` undoes it in reverse order and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from local.events import EventSources
+from local.functions import Functions, LocalAws
+from local.gateway import Gateway, GatewayServer
+from local.resources import local_bucket_name, provision
+from local.s3server import EmbeddedS3, PortInUseError, ensure_port_free, s3_client, sqs_client
+from local.template import LOCAL_REGION, Template, TemplateError, load_template
+from local.tokens import DEFAULT_LIFETIME_SECONDS, make_token
+
+
+def port_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a port number, got {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{name} must be between 0 and 65535, got {port}")
+    return port
+
+
+class LocalStack:
+    """Embedded S3 + the template's bucket, queues, functions, event sources and HTTP API.
+
+    ``s3_port`` / ``api_port``: None reads S3_PORT / API_PORT from the environment (0 if unset);
+    0 picks a free port. ``parameter_overrides`` work like ``sam deploy --parameter-overrides``;
+    ``env_overrides`` like ``sam local invoke --env-vars``. ``data_dir`` keeps the S3 data
+    across restarts (default: nothing is kept).
+    """
+
+    def __init__(
+        self,
+        *,
+        s3_port: int | None = None,
+        api_port: int | None = None,
+        template_path: Path | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+        env_overrides: Mapping[str, Any] | None = None,
+        data_dir: Path | None = None,
+        max_workers: int = 4,
+        access_log: bool = False,
+        s3_log_level: str = "WARNING",
+    ) -> None:
+        self._s3_port = port_from_env("S3_PORT", 0) if s3_port is None else s3_port
+        self._api_port = port_from_env("API_PORT", 0) if api_port is None else api_port
+        self.template: Template = load_template(template_path)
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self._env_overrides = dict(env_overrides or {})
+        self._max_workers = max_workers
+        self._access_log = access_log
+        self._s3 = EmbeddedS3(self._s3_port, data_dir=data_dir, log_level=s3_log_level)
+        self.region = LOCAL_REGION
+        self.bucket = local_bucket_name(self.template, self.parameter_overrides)
+        self.resource_values: dict[str, str] = {}
+        self.functions: Functions | None = None
+        self.events: EventSources | None = None
+        self.gateway: Gateway | None = None
+        self._server: GatewayServer | None = None
+
+    # ---- lifecycle
+
+    def start(self) -> LocalStack:
+        if self._api_port:
+            ensure_port_free(self._api_port, "API_PORT")  # fail before anything starts
+        try:
+            self._s3.start()
+            self._create_resources()
+            self._start_functions()
+            self._start_gateway()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _create_resources(self) -> None:
+        self.bucket, self.resource_values = provision(
+            self.s3_client(), self.sqs_client(), self.template, self.parameter_overrides
+        )
+
+    def _start_functions(self) -> None:
+        specs = self.template.functions(self.resource_values, self.parameter_overrides)
+        self.functions = Functions(
+            specs, LocalAws(self._s3.endpoint_url), self._env_overrides, max_workers=self._max_workers
+        )
+        self.events = EventSources(
+            self.template,
+            specs,
+            self.functions.invoke,
+            s3=self.s3_client(),
+            sqs=self.sqs_client(),
+            bucket=self.bucket,
+            resource_values=self.resource_values,
+            parameter_overrides=self.parameter_overrides,
+        )
+        self.events.wire().start()
+
+    def _start_gateway(self) -> None:
+        assert self.functions is not None
+        self.gateway = Gateway(
+            self.template.routes(self.parameter_overrides),
+            self.functions.invoke,
+            cors=self.template.http_api_cors(self.parameter_overrides),
+            authorizers=self.template.jwt_authorizers(self.parameter_overrides),
+        )
+        try:
+            self._server = GatewayServer(self.gateway, self._api_port, access_log=self._access_log).start()
+        except OSError as error:
+            raise PortInUseError(f"127.0.0.1:{self._api_port} (API_PORT) is not available: {error.strerror}") from None
+
+    def stop(self) -> None:
+        """Stops everything that was started; safe to call more than once."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self.events is not None:
+            self.events.stop()
+            self.events = None
+        if self.functions is not None:
+            self.functions.close()
+            self.functions = None
+        self._s3.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---- what callers use
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self._s3.endpoint_url
+
+    @property
+    def s3_port(self) -> int:
+        return self._s3.port
+
+    @property
+    def s3_pid(self) -> int | None:
+        return self._s3.pid
+
+    @property
+    def api_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the stack is not running")
+        return self._server.url
+
+    @property
+    def api_port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the stack is not running")
+        return self._server.port
+
+    def s3_client(self) -> Any:
+        """boto3 S3 client for the embedded S3 (path style, SigV4, credentials test/test)."""
+        return s3_client(self.s3_endpoint, self.region)
+
+    def sqs_client(self) -> Any:
+        return sqs_client(self.s3_endpoint, self.region)
+
+    def token_for(
+        self,
+        sub: str,
+        *,
+        lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS,
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A local bearer token for ``sub`` that the template's JWT authorizer (emulated) accepts."""
+        return token_for(
+            self.template,
+            sub,
+            parameter_overrides=self.parameter_overrides,
+            lifetime_seconds=lifetime_seconds,
+            scopes=scopes,
+            claims=claims,
+        )
+
+
+def token_for(
+    template: Template,
+    sub: str,
+    *,
+    parameter_overrides: Mapping[str, str] | None = None,
+    lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS,
+    scopes: Iterable[str] = (),
+    claims: Mapping[str, Any] | None = None,
+) -> str:
+    """A token with the issuer and first audience of the template's JWT authorizer."""
+    authorizers = list(template.jwt_authorizers(parameter_overrides).values())
+    if len(authorizers) > 1:
+        raise TemplateError("the template has several JWT authorizers; make tokens with local.tokens.make_token")
+    issuer = authorizers[0].issuer if authorizers else "https://local.invalid/"
+    audience = authorizers[0].audience[:1] if authorizers and authorizers[0].audience else ("local",)
+    return make_token(
+        sub, issuer=issuer, audience=audience, lifetime_seconds=lifetime_seconds, scopes=scopes, claims=claims
+    )
