@@ -182,10 +182,12 @@ def needs_more_head(head: bytes, size: int) -> bool:
 
 
 def _check_size(sample: Sample, limits: InspectionLimits) -> None:
-    if sample.size <= 0 or not sample.head:
+    if sample.size <= 0:
         raise _Reject(Reason.EMPTY)
     if sample.size > limits.max_object_bytes:
         raise _Reject(Reason.TOO_LARGE)
+    if not sample.head:
+        raise _Reject(Reason.EMPTY)
 
 
 def _check_type(sample: Sample, image_type: ImageType | None, limits: InspectionLimits) -> ImageType:
