@@ -1,0 +1,271 @@
+"""Import a remote image into the bucket: fetch safely, check the magic bytes, stream into S3.
+
+Memory stays flat whatever the size: at most one part is buffered. The first part only starts
+a multipart upload once a byte beyond it shows the object needs more than one part; a body that
+fits in one part is stored with a single PutObject. Any failure after a multipart upload was
+started aborts it, so nothing is left behind (the bucket's lifecycle rule is the backstop for a
+Lambda that is killed mid-import).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from posixpath import basename
+from urllib.parse import quote, unquote
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from upload_core import keys, object_meta
+from upload_core.errors import UnsupportedType, UploadError, UpstreamTimeout
+from upload_core.image_types import SNIFF_BYTES, ImageType, looks_like_active_content, sniff_image_type
+from upload_core.import_settings import ImportSettings
+from upload_core.observability import logger, metrics
+from upload_core.s3 import CompletedObject, S3Gateway, UploadedPart
+from upload_core.safe_fetch import Deadline, FetchLimits, RemoteFile, SafeFetcher
+from upload_core.settings import Settings
+from upload_core.ssrf import DestinationBlocked, Target, parse_url
+
+# Time kept back from the Lambda's remaining time: a part upload in flight when the fetch
+# deadline passes must finish, the multipart upload must be aborted and the response sent.
+CLEANUP_RESERVE_SECONDS = 3.0
+READ_SIZE = 256 * 1024
+MAX_SOURCE_URL_META_CHARS = 512
+DEFAULT_FILENAME = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedObject:
+    key: str
+    size: int
+    content_type: str
+    etag: str
+    source_url: str
+
+
+class RemoteImportService:
+    def __init__(
+        self,
+        settings: Settings,
+        import_settings: ImportSettings,
+        s3: S3Gateway | None = None,
+        fetcher: SafeFetcher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._import_settings = import_settings
+        self._s3 = s3 or S3Gateway(settings)
+        self._fetcher = fetcher or SafeFetcher(
+            import_settings.destination_policy,
+            FetchLimits(
+                max_bytes=import_settings.max_bytes,
+                connect_timeout=import_settings.connect_timeout_seconds,
+                read_timeout=import_settings.read_timeout_seconds,
+                max_redirects=import_settings.max_redirects,
+            ),
+        )
+        self._clock = clock
+
+    def import_url(
+        self,
+        owner: str,
+        url: str,
+        *,
+        filename: str | None = None,
+        remaining_ms: int | None = None,
+    ) -> ImportedObject:
+        """Fetch `url` into `uploads/{owner}/...`. `remaining_ms` is the Lambda's remaining time,
+        which caps the deadline. Raises the domain errors listed in docs/imports.md."""
+        keys.owner_segment(owner)  # a caller without identity fails before any network access
+        started = self._clock()
+        source = _log_url(url)
+        try:
+            imported = self._import(owner, url, filename, remaining_ms)
+        except DestinationBlocked as error:
+            metrics.add_metric(name="ImportsBlocked", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=error.reason.metric_name, unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "import blocked",
+                extra={"source_url": source, "reason": str(error.reason), "redirect": error.redirect},
+            )
+            raise
+        except UploadError as error:
+            metrics.add_metric(name="ImportsFailed", unit=MetricUnit.Count, value=1)
+            logger.info("import failed", extra={"source_url": source, "code": error.code, "status": int(error.status)})
+            raise
+        finally:
+            elapsed_ms = (self._clock() - started) * 1000
+            metrics.add_metric(name="ImportDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+        metrics.add_metric(name="ImportsCompleted", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="BytesImported", unit=MetricUnit.Bytes, value=imported.size)
+        logger.info(
+            "import completed",
+            extra={
+                "source_url": source,
+                "key": imported.key,
+                "size": imported.size,
+                "content_type": imported.content_type,
+                "duration_ms": round(elapsed_ms),
+            },
+        )
+        return imported
+
+    def _budget(self, remaining_ms: int | None) -> float:
+        budget = self._import_settings.timeout_seconds
+        if remaining_ms is not None:
+            budget = min(budget, remaining_ms / 1000 - CLEANUP_RESERVE_SECONDS)
+        if budget <= 0:
+            raise UpstreamTimeout("not enough time is left to import the file", code="ImportTimeout")
+        return budget
+
+    def _import(self, owner: str, url: str, filename: str | None, remaining_ms: int | None) -> ImportedObject:
+        deadline = Deadline(self._budget(remaining_ms), clock=self._clock)
+        with self._fetcher.open(url, deadline) as remote:
+            head = _read_head(remote)
+            image = self._image_type(head)
+            original_name = filename or _filename_from(remote.url)
+            key = keys.new_key(self._settings.upload_prefix, owner, _with_extension(original_name, image))
+            source_url = _source_url(url)
+            writer = _StreamingWriter(
+                self._s3,
+                key,
+                content_type=image.mime,
+                metadata={
+                    **object_meta.system_metadata(owner, original_name),
+                    object_meta.SOURCE_URL_META: source_url,
+                },
+                part_size=self._import_settings.part_size,
+            )
+            try:
+                writer.write(head)
+                while chunk := remote.read(READ_SIZE):
+                    writer.write(chunk)
+                stored = writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
+        return ImportedObject(
+            key=key, size=writer.size, content_type=image.mime, etag=stored.etag, source_url=source_url
+        )
+
+    def _image_type(self, head: bytes) -> ImageType:
+        image = sniff_image_type(head)
+        if image is None:
+            detail = "active content (SVG, HTML or XML)" if looks_like_active_content(head) else "not an image"
+            raise UnsupportedType(
+                f"the remote file is {detail}; allowed: {', '.join(sorted(self._settings.allowed_content_types))}",
+                code="UnsupportedContentType",
+            )
+        if image.mime not in self._settings.allowed_content_types:
+            raise UnsupportedType(f"{image.mime} images are not allowed", code="UnsupportedContentType")
+        return image
+
+
+class _StreamingWriter:
+    """Writes an object of unknown size with at most one part in memory."""
+
+    def __init__(
+        self,
+        s3: S3Gateway,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        part_size: int,
+    ) -> None:
+        self._s3 = s3
+        self._key = key
+        self._content_type = content_type
+        self._metadata = dict(metadata)
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[UploadedPart] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if len(self._buffer) == self._part_size:
+                # More data after a full buffer: that buffer is a part, not the whole object.
+                self._upload_buffer()
+            take = self._part_size - len(self._buffer)
+            self._buffer += view[:take]
+            view = view[take:]
+        self.size += len(data)
+
+    def finish(self) -> CompletedObject:
+        if self._upload_id is None:
+            return self._s3.put_object(
+                self._key,
+                bytes(self._buffer),
+                content_type=self._content_type,
+                metadata=self._metadata,
+                tags=object_meta.pending_tags(),
+            )
+        if self._buffer:
+            self._upload_buffer()
+        return self._s3.complete_multipart_upload(
+            self._key, self._upload_id, self._parts, object_size=self.size, checksum_algorithm=None
+        )
+
+    def abort(self) -> None:
+        if self._upload_id is None:
+            return
+        try:
+            self._s3.abort_multipart_upload(self._key, self._upload_id)
+        except UploadError:
+            # The bucket's lifecycle rule aborts it later; the original error is the one to report.
+            logger.exception("could not abort the import's multipart upload", extra={"key": self._key})
+
+    def _upload_buffer(self) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._s3.create_multipart_upload(
+                self._key,
+                content_type=self._content_type,
+                metadata=self._metadata,
+                tags=object_meta.pending_tags(),
+            )
+        part = self._s3.upload_part(self._key, self._upload_id, len(self._parts) + 1, bytes(self._buffer))
+        self._parts.append(part)
+        self._buffer = bytearray()
+
+
+def _read_head(remote: RemoteFile) -> bytes:
+    head = b""
+    while len(head) < SNIFF_BYTES:
+        data = remote.read(SNIFF_BYTES - len(head))
+        if not data:
+            break
+        head += data
+    return head
+
+
+def _filename_from(target: Target) -> str:
+    name = unquote(basename(target.path)).strip()
+    return name or DEFAULT_FILENAME
+
+
+def _with_extension(name: str, image: ImageType) -> str:
+    """The key's file name ends with the detected type's extension (the original name is kept
+    in the metadata)."""
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and extension.lower() in image.extensions:
+        return name
+    return f"{name}.{image.extensions[0]}"
+
+
+def _source_url(url: str) -> str:
+    """The caller's URL as stored in metadata: no query string (signatures and tokens live
+    there), no fragment, no userinfo (refused anyway), ASCII only, bounded."""
+    redacted = parse_url(url).redacted
+    return quote(redacted, safe="/%:@!$&'()*+,;=-._~[]")[:MAX_SOURCE_URL_META_CHARS]
+
+
+def _log_url(url: str) -> str:
+    """What logs may show of a URL: its redacted form, or nothing when it does not parse."""
+    try:
+        return parse_url(url).redacted[:MAX_SOURCE_URL_META_CHARS]
+    except UploadError:
+        return "(invalid URL)"
