@@ -1,0 +1,179 @@
+"""The validator function's handler: SQS batches with partial failures, direct S3 events, sample events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+from lambda_fakes import FakeContext
+
+import validator_handler
+from tests import image_corpus as corpus
+from upload_core.errors import UpstreamError
+from upload_core.s3 import S3Gateway
+from upload_core.settings import Settings
+from upload_core.validation import ValidationService
+from upload_core.validator_settings import ValidatorSettings
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+BUCKET = "unit-uploads"
+KEY = "uploads/alice/0123456789abcdef0123456789abcdef/photo one.png"
+
+
+@pytest.fixture
+def bucket(s3_client: Any) -> Any:
+    s3_client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return s3_client
+
+
+def use_bucket(monkeypatch: pytest.MonkeyPatch, client: Any, bucket_name: str = BUCKET) -> S3Gateway:
+    """The handler's service, on moto's client and the given bucket; returns its gateway."""
+    settings = dataclasses.replace(Settings.from_env(), bucket_name=bucket_name)
+    gateway = S3Gateway(settings, client)
+    service = ValidationService(settings, ValidatorSettings.from_env(settings, {}), gateway)
+    monkeypatch.setattr(validator_handler, "service", lambda: service)
+    return gateway
+
+
+def put_png(client: Any, key: str = KEY, bucket_name: str = BUCKET, data: bytes | None = None) -> str:
+    response = client.put_object(
+        Bucket=bucket_name, Key=key, Body=data or corpus.png(), ContentType="image/png", Tagging="upload-status=pending"
+    )
+    return str(response["VersionId"])
+
+
+def s3_body(key: str, version_id: str, bucket_name: str = BUCKET) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventName": "ObjectCreated:CompleteMultipartUpload",
+                "s3": {
+                    "bucket": {"name": bucket_name, "arn": f"arn:aws:s3:::{bucket_name}"},
+                    "object": {"key": quote_plus(key, safe="/"), "size": 1, "versionId": version_id},
+                },
+            }
+        ]
+    }
+
+
+def sqs_message(body: str) -> dict[str, Any]:
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": "handle",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:validation",
+        "awsRegion": "us-east-1",
+    }
+
+
+def status_of(client: Any, key: str, version_id: str, bucket_name: str = BUCKET) -> str | None:
+    tags = client.get_object_tagging(Bucket=bucket_name, Key=key, VersionId=version_id)["TagSet"]
+    return next((tag["Value"] for tag in tags if tag["Key"] == "upload-status"), None)
+
+
+def test_batch_reports_only_the_failed_messages(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeContext
+) -> None:
+    # Given a batch of a good notification, S3's test event and a message that is not JSON
+    use_bucket(monkeypatch, bucket)
+    version = put_png(bucket)
+    good = sqs_message(json.dumps(s3_body(KEY, version)))
+    test_event = sqs_message(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}))
+    broken = sqs_message("{not json")
+    # When the handler runs
+    response = validator_handler.lambda_handler({"Records": [good, test_event, broken]}, lambda_context)
+    # Then only the broken message is handed back for a retry, and the good one was validated
+    assert response == {"batchItemFailures": [{"itemIdentifier": broken["messageId"]}]}
+    assert status_of(bucket, KEY, version) == "valid"
+
+
+def test_a_storage_failure_fails_only_its_message_and_a_vanished_object_is_acknowledged(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeContext
+) -> None:
+    # Given three notifications: a good object, a version deleted before its event arrived, and
+    # an object whose tags S3 refuses to return (throttling, say)
+    gateway = use_bucket(monkeypatch, bucket)
+    version = put_png(bucket)
+    gone_key, failing_key = KEY.replace("one", "two"), KEY.replace("one", "three")
+    gone_version = put_png(bucket, gone_key)
+    bucket.delete_object(Bucket=BUCKET, Key=gone_key, VersionId=gone_version)
+    failing_version = put_png(bucket, failing_key)
+    real_get_tags = gateway.get_tags
+
+    def get_tags(key: str, version_id: str | None = None) -> dict[str, str]:
+        if key == failing_key:
+            raise UpstreamError("the storage service refused the request", code="StorageError")
+        return real_get_tags(key, version_id)
+
+    monkeypatch.setattr(gateway, "get_tags", get_tags)
+    messages = [
+        sqs_message(json.dumps(s3_body(KEY, version))),
+        sqs_message(json.dumps(s3_body(gone_key, gone_version))),
+        sqs_message(json.dumps(s3_body(failing_key, failing_version))),
+    ]
+    # When the handler runs
+    response = validator_handler.lambda_handler({"Records": messages}, lambda_context)
+    # Then only the failing message goes back to the queue; the vanished one is not retried
+    assert response == {"batchItemFailures": [{"itemIdentifier": messages[2]["messageId"]}]}
+    assert status_of(bucket, KEY, version) == "valid"
+    assert status_of(bucket, failing_key, failing_version) == "pending"
+
+
+def test_direct_s3_invocation_is_handled(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeContext
+) -> None:
+    use_bucket(monkeypatch, bucket)
+    version = put_png(bucket)
+    assert validator_handler.lambda_handler(s3_body(KEY, version), lambda_context) == {}
+    assert status_of(bucket, KEY, version) == "valid"
+
+
+def test_sample_sqs_event_is_accepted(
+    s3_client: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeContext
+) -> None:
+    # Given the sample event (for `sam local invoke ValidatorFunction -e events/validator-s3-put.json`)
+    event = json.loads((EVENTS / "validator-s3-put.json").read_text(encoding="utf-8"))
+    body = json.loads(event["Records"][0]["body"])
+    record = body["Records"][0]
+    bucket_name = record["s3"]["bucket"]["name"]
+    assert record["eventName"] == "ObjectCreated:CompleteMultipartUpload"
+    # And its object in a versioned bucket of that name (moto picks its own version ids)
+    s3_client.create_bucket(Bucket=bucket_name)
+    s3_client.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
+    key = "uploads/user-123/8f14e45fceea167a5a36dedd4bea2543/Summer holiday été 2026.jpg"
+    response = s3_client.put_object(Bucket=bucket_name, Key=key, Body=corpus.jpeg(), ContentType="image/jpeg")
+    use_bucket(monkeypatch, s3_client, bucket_name)
+    # When the sample runs as it is, its version id is unknown: acknowledged, not retried
+    assert validator_handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    # And with the stored version's id, the decoded key is found and tagged valid
+    record["s3"]["object"]["versionId"] = response["VersionId"]
+    event["Records"][0]["body"] = json.dumps(body)
+    assert validator_handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    assert status_of(s3_client, key, response["VersionId"], bucket_name) == "valid"
+
+
+def test_sample_direct_event_is_accepted(
+    s3_client: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeContext
+) -> None:
+    event = json.loads((EVENTS / "validator-s3-direct.json").read_text(encoding="utf-8"))
+    record = event["Records"][0]
+    bucket_name = record["s3"]["bucket"]["name"]
+    s3_client.create_bucket(Bucket=bucket_name)
+    s3_client.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
+    version = put_png(s3_client, record["s3"]["object"]["key"], bucket_name)
+    record["s3"]["object"]["versionId"] = version
+    use_bucket(monkeypatch, s3_client, bucket_name)
+    assert validator_handler.lambda_handler(event, lambda_context) == {}
+    assert status_of(s3_client, record["s3"]["object"]["key"], version, bucket_name) == "valid"
