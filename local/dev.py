@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from local.s3server import PortInUseError, S3StartError
 from local.stack import LocalStack, port_from_env, token_for
 from local.template import REPO_ROOT, TemplateError, load_template
@@ -105,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args.persist)
     except (PortInUseError, S3StartError, TemplateError, ValueError) as error:
         print(f"make dev: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:
+        print(f"make dev: setting up the embedded S3 failed: {error}", file=sys.stderr)
         return 1
 
 

@@ -454,6 +454,9 @@ class _Handler(BaseHTTPRequestHandler):
         except _TooLarge:
             response = message(413, "Request Entity Too Large")
             self.close_connection = True
+        except ValueError:  # a Content-Length or chunk size that is not a number
+            response = message(400, "Bad Request")
+            self.close_connection = True
         else:
             request = Request(
                 method=self.command,

@@ -63,8 +63,12 @@ def create_bucket(
     resource_values: Mapping[str, str],
     parameter_overrides: Mapping[str, str] | None = None,
 ) -> None:
-    """The upload bucket with the template's own settings."""
-    s3.create_bucket(Bucket=bucket)
+    """The upload bucket with the template's own settings (re-applied to a persisted bucket)."""
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise
     if template.bucket_versioning(parameter_overrides):
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     cors = template.bucket_cors(resource_values, parameter_overrides)

@@ -64,6 +64,8 @@ def free_port() -> int:
 def ensure_port_free(port: int, what: str) -> None:
     """Raise PortInUseError with a one-line explanation if 127.0.0.1:<port> is taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers do: connections in TIME_WAIT from a previous run must not count as "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError as error:
