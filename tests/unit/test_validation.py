@@ -480,3 +480,26 @@ def test_small_object_is_read_in_one_request(
     version = put(bucket, key, data, "image/png")
     service.handle_notification(notification((key, version)))
     assert gateway.ranges == [(0, len(data) - 1)]
+
+
+class RangeIgnoringGateway(RecordingGateway):
+    """A server that answers every ranged GET with the whole object (MiniStack on versioned GETs)."""
+
+    def get_range(self, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
+        self.ranges.append((start, end))
+        return super().get_range(key, 0, 1 << 40, version_id)
+
+
+def test_a_server_ignoring_range_still_gets_the_right_verdict(settings: Settings, bucket: Any) -> None:
+    # Given a storage server that ignores Range, and a PNG longer than the prefix read
+    gateway = RangeIgnoringGateway(settings, bucket)
+    service = make_service(settings, gateway, INSPECT_HEAD_BYTES="1024", INSPECT_TAIL_BYTES="64")
+    data = corpus.png(300, 200)
+    key = key_for("photo.png")
+    version = put(bucket, key, data, "image/png")
+    # When it is validated
+    [outcome] = service.handle_notification(notification((key, version)))
+    # Then the head and the tail were sliced from the whole reply: valid, with the bytes asked for
+    assert outcome.action == Action.TAGGED_VALID
+    assert gateway.ranges == [(0, 1023), (len(data) - 64, len(data) - 1)]
+    assert outcome.bytes_read == 1024 + 64
