@@ -487,7 +487,7 @@ class RangeIgnoringGateway(RecordingGateway):
 
     def get_range(self, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
         self.ranges.append((start, end))
-        return super().get_range(key, 0, 1 << 40, version_id)
+        return S3Gateway.get_range(self, key, 0, 1 << 40, version_id)
 
 
 def test_a_server_ignoring_range_still_gets_the_right_verdict(settings: Settings, bucket: Any) -> None:
