@@ -1,0 +1,176 @@
+"""The validator's part of template.yaml: queue, notification, permissions, fail-closed reads, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.template import load_yaml
+from upload_core.settings import Settings
+from upload_core.validator_settings import QuarantineAction, ValidatorSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET_NAME_EXPR = "${BucketNamePrefix}-${AWS::AccountId}-${AWS::Region}"
+BUCKET_ARN_EXPR = f"arn:${{AWS::Partition}}:s3:::{BUCKET_NAME_EXPR}"
+ACCOUNT = {"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_yaml((ROOT / "template.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def function(resources: dict[str, Any]) -> dict[str, Any]:
+    return resources["ValidatorFunction"]["Properties"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str, str]:
+    """The validator's environment as deployed with default parameters (Globals, then its own)."""
+    defaults = {name: str(spec["Default"]) for name, spec in template["Parameters"].items() if "Default" in spec}
+
+    def resolve(value: Any) -> str:
+        if isinstance(value, dict) and "Ref" in value:
+            return ACCOUNT.get(value["Ref"]) or defaults[value["Ref"]]
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            text = value["Fn::Sub"]
+            for name, replacement in {**defaults, **ACCOUNT}.items():
+                text = text.replace("${" + name + "}", replacement)
+            return str(text)
+        return str(value)
+
+    variables = {**template["Globals"]["Function"]["Environment"]["Variables"], **function["Environment"]["Variables"]}
+    return {name: resolve(value) for name, value in variables.items()}
+
+
+def test_handler_exists_where_the_template_says(function: dict[str, Any]) -> None:
+    module, _, attribute = function["Handler"].rpartition(".")
+    source = ROOT / function["CodeUri"] / f"{module}.py"
+    assert source.is_file()
+    assert f"def {attribute}(" in source.read_text(encoding="utf-8")
+
+
+def test_default_parameters_give_valid_validator_settings(environment: dict[str, str]) -> None:
+    # Given the environment the template gives the function with default parameters
+    settings = Settings.from_env(environment)
+    # When the validator reads its settings / Then they parse, and the limits are the parameters'
+    config = ValidatorSettings.from_env(settings, environment)
+    assert config.quarantine_action is QuarantineAction.MOVE
+    assert config.limits.max_pixels == 89_478_485
+    assert config.limits.max_frames == 1000
+    assert config.validated_prefixes == (f"{settings.upload_prefix}/",)
+
+
+def test_every_validator_variable_is_set_from_a_parameter(function: dict[str, Any]) -> None:
+    variables = function["Environment"]["Variables"]
+    assert variables["QUARANTINE_ACTION"] == {"Ref": "QuarantineAction"}
+    assert variables["MAX_IMAGE_PIXELS"] == {"Ref": "MaxImagePixels"}
+    assert variables["MAX_IMAGE_WIDTH"] == {"Ref": "MaxImageWidth"}
+    assert variables["MAX_IMAGE_HEIGHT"] == {"Ref": "MaxImageHeight"}
+    assert variables["MAX_FRAMES"] == {"Ref": "MaxImageFrames"}
+
+
+def test_queue_feeds_the_function_in_batches_with_partial_failures(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    (event,) = function["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["ValidationQueue", "Arn"]}
+    assert event["Properties"]["BatchSize"] == 10
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources["ValidationQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    # A batch in progress must never reappear to another invocation.
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["FailureQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+
+
+def test_only_this_bucket_in_this_account_may_send_to_the_queue(resources: dict[str, Any]) -> None:
+    policy = resources["ValidationQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "ValidationQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::Sub": BUCKET_ARN_EXPR}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+
+
+def test_bucket_notifies_the_queue_for_the_validated_prefix_only(
+    resources: dict[str, Any], environment: dict[str, str]
+) -> None:
+    bucket = resources["UploadBucket"]
+    assert "ValidationQueuePolicy" in (
+        [bucket["DependsOn"]] if isinstance(bucket["DependsOn"], str) else bucket["DependsOn"]
+    )
+    (configuration,) = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert configuration["Event"] == "s3:ObjectCreated:*"
+    assert configuration["Queue"] == {"Fn::GetAtt": ["ValidationQueue", "Arn"]}
+    (rule,) = configuration["Filter"]["S3Key"]["Rules"]
+    # The filter is exactly what the function validates, and the quarantine lies outside it, so a
+    # moved reject does not notify the validator again.
+    assert rule == {"Name": "prefix", "Value": environment["VALIDATED_PREFIXES"]}
+    assert environment["VALIDATED_PREFIXES"] == f"{environment['UPLOAD_PREFIX']}/"
+    assert not environment["QUARANTINE_PREFIX"].startswith(environment["VALIDATED_PREFIXES"])
+
+
+def test_validator_policy_is_least_privilege(function: dict[str, Any], environment: dict[str, str]) -> None:
+    granted: dict[str, set[str]] = {}
+    for policy in function["Policies"]:
+        assert set(policy) == {"Version", "Statement"}
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert set(statement["Resource"]) == {"Fn::Sub"}
+            granted.setdefault(statement["Resource"]["Fn::Sub"], set()).update(statement["Action"])
+    uploads = f"{BUCKET_ARN_EXPR}/{environment['VALIDATED_PREFIXES']}*"
+    quarantine = f"{BUCKET_ARN_EXPR}/{environment['QUARANTINE_PREFIX']}*"
+    assert granted == {
+        uploads: {
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:GetObjectTagging",
+            "s3:GetObjectVersionTagging",
+            "s3:PutObjectTagging",
+            "s3:PutObjectVersionTagging",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+        },
+        quarantine: {"s3:PutObject", "s3:PutObjectTagging"},
+    }
+
+
+def test_bucket_policy_denies_reads_of_unvalidated_uploads_except_to_the_two_roles(resources: dict[str, Any]) -> None:
+    statements = resources["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [statement for statement in statements if statement.get("Sid") == "DenyReadsOfUnvalidatedUploads"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Principal"] == "*"
+    assert set(deny["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert deny["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${UploadBucket}/uploads/*"}
+    assert deny["Condition"] == {
+        "StringNotEquals": {"s3:ExistingObjectTag/upload-status": "valid"},
+        "ArnNotLike": {
+            "aws:PrincipalArn": [
+                {"Fn::GetAtt": ["ValidatorFunctionRole", "Arn"]},
+                {"Fn::GetAtt": ["UploadsFunctionRole", "Arn"]},
+            ]
+        },
+    }
+
+
+def test_outputs_name_the_validator_pieces(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["ValidatorFunctionName"]["Value"] == {"Ref": "ValidatorFunction"}
+    assert outputs["ValidationQueueUrl"]["Value"] == {"Ref": "ValidationQueue"}
+    assert outputs["QuarantinePrefix"]["Value"] == "quarantine/"
