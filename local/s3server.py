@@ -43,6 +43,7 @@ def _watch_parent():
     os._exit(0)
 threading.Thread(target=_watch_parent, daemon=True).start()
 sys.argv = ["ministack"]
+runpy.run_path(os.environ["LOCAL_MINISTACK_COMPAT"])
 runpy.run_module("ministack", run_name="__main__")
 """
 
@@ -153,6 +154,8 @@ class EmbeddedS3:
             "TMPDIR": str(self._scratch),  # its pid file goes here, not to /tmp
             "LOG_LEVEL": self._log_level,
             "PYTHONUNBUFFERED": "1",
+            # Fidelity fixes applied inside the MiniStack process (see local/ministack_compat.py).
+            "LOCAL_MINISTACK_COMPAT": str(Path(__file__).with_name("ministack_compat.py")),
         }
         self._process = subprocess.Popen(
             [sys.executable, "-c", _LAUNCHER],

@@ -1,0 +1,93 @@
+"""Brings the embedded S3 (MiniStack 1.5.33) closer to real S3 where this project depends on it.
+
+Real S3 applies the `x-amz-tagging` header of CreateMultipartUpload to the completed object and
+the `tagging` field (an XML tag set) of a browser POST form to the new object; MiniStack
+ignores both, so every new object would miss its `upload-status=pending` tag locally. This module
+is executed inside the MiniStack process, before it starts, and wraps the two handlers.
+It changes nothing else, and nothing in the deployed application depends on it.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from typing import Any
+from urllib.parse import parse_qsl
+
+import ministack.services.s3 as s3  # type: ignore[import-untyped]
+
+_PENDING_TAGS_KEY = "_compat_tags"
+_MAX_TAGS = 10
+
+_original_create = s3._create_multipart_upload
+_original_complete = s3._complete_multipart_upload
+_original_post = s3._post_object
+
+
+def _upload_id_of(body: Any) -> str | None:
+    try:
+        root = ElementTree.fromstring(body)
+    except (ElementTree.ParseError, TypeError):
+        return None
+    for element in root.iter():
+        if element.tag.endswith("UploadId"):
+            return element.text
+    return None
+
+
+def _create_multipart_upload(bucket_name: str, key: str, headers: dict[str, str]) -> Any:
+    result = _original_create(bucket_name, key, headers)
+    tagging = headers.get("x-amz-tagging", "")
+    if result[0] == 200 and tagging:
+        tags = dict(parse_qsl(tagging, keep_blank_values=True))
+        upload = s3._multipart_uploads.get(_upload_id_of(result[2]) or "")
+        if upload is not None and len(tags) <= _MAX_TAGS:
+            upload[_PENDING_TAGS_KEY] = tags
+    return result
+
+
+def _complete_multipart_upload(
+    bucket_name: str, key: str, body: bytes, query_params: dict[str, Any], headers: dict[str, str] | None = None
+) -> Any:
+    upload = s3._multipart_uploads.get(s3._qp(query_params, "uploadId")) or {}
+    tags = upload.get(_PENDING_TAGS_KEY)
+    result = _original_complete(bucket_name, key, body, query_params, headers)
+    if tags and result[0] == 200:
+        s3._object_tags[(bucket_name, key, result[1].get("x-amz-version-id"))] = dict(tags)
+    return result
+
+
+def _form_tags(headers: dict[str, str], body: bytes) -> tuple[str, dict[str, str]] | None:
+    fields = {
+        str(name).lower(): value
+        for name, _filename, _headers, value in s3._parse_multipart_form(headers.get("content-type", ""), body)
+    }
+    tagging, key = fields.get("tagging"), fields.get("key")
+    if not tagging or not key:
+        return None
+    try:
+        root = ElementTree.fromstring(tagging)
+    except ElementTree.ParseError:
+        return None
+    tags = {}
+    for tag in root.iter():
+        if tag.tag.endswith("Tag"):
+            name = next((child.text for child in tag if child.tag.endswith("Key")), None)
+            value = next((child.text for child in tag if child.tag.endswith("Value")), "")
+            if name:
+                tags[name] = value or ""
+    return (key.decode() if isinstance(key, bytes) else str(key)), tags
+
+
+def _post_object(bucket_name: str, body: bytes, headers: dict[str, str]) -> Any:
+    result = _original_post(bucket_name, body, headers)
+    if 200 <= result[0] < 300:
+        found = _form_tags(headers, body)
+        if found and found[1] and len(found[1]) <= _MAX_TAGS:
+            key, tags = found
+            s3._object_tags[(bucket_name, key, result[1].get("x-amz-version-id"))] = tags
+    return result
+
+
+s3._create_multipart_upload = _create_multipart_upload
+s3._complete_multipart_upload = _complete_multipart_upload
+s3._post_object = _post_object
