@@ -158,7 +158,7 @@ def markdown(rows: list[Row], runs: int) -> str:
         "Range on GETs that name a version), default settings (64 KiB head, up to 1 MiB when the",
         f"header runs on, 8 KiB tail). Time is the median of {runs} validations (HEAD, tags, range GETs,",
         "inspection, tagging); the last column is one plain GET of the whole object, for contrast",
-        "(over loopback: on AWS the whole-object cost grows with size far more steeply).",
+        "(over loopback; across a network that time grows with the size, the validator's does not).",
         f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}.",
         "",
         "| object | size | verdict | range requests | bytes read | time per object | whole-object GET |",
