@@ -311,6 +311,7 @@ def test_make_dev_examples_upload_byte_identical_files(stack: LocalStack, tmp_pa
     # Then the 20 MiB multipart upload arrives byte-identical and the form upload succeeds
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "identical" in completed.stdout.splitlines()
+    assert "upload-status=valid" in completed.stdout  # the validator passed the real image
     assert completed.stdout.splitlines()[-1] == "201"
 
 
