@@ -5,13 +5,16 @@ PY := .venv/bin/python
 SAM := .venv-sam/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup dev test unit integration lint typecheck validate build invoke clean
+.PHONY: setup dev token test unit integration lint typecheck validate build invoke clean
 
 setup:
 	@scripts/bootstrap.sh
 
 dev: setup  ## run the whole API locally (embedded S3 + API gateway + validator loop)
 	@$(PY) -m local.dev
+
+token: setup  ## print a local JWT for a user: make token SUB=alice
+	@$(PY) -m local.dev --token $(or $(SUB),local-user)
 
 test: setup  ## lint, type-check and run every test
 	$(PY) -m ruff check .

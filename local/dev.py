@@ -65,7 +65,7 @@ Routes (from template.yaml):
 
 Token for user "{DEFAULT_USER}" (local only: signatures are not checked; valid 24 h):
   {token}
-Another user's token:  {sys.executable} -m local.dev --token <user>
+Another user's token:  make token SUB=<user>   (in {REPO_ROOT})
 
 {examples(stack, token)}"""
 
