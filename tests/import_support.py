@@ -26,6 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from PIL import Image
 
 from upload_core.safe_fetch import open_socket
@@ -89,6 +93,7 @@ class SourceServer:
         self.routes: dict[str, Route] = {}
         self.requests: list[RecordedRequest] = []
         self.server_names: list[str | None] = []
+        self.cut_off: list[str] = []  # paths whose response the client hung up on before it was complete
         self._lock = threading.Lock()
         server = self
 
@@ -107,10 +112,10 @@ class SourceServer:
                     else:
                         route(self)
                 except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-                    pass  # the client hung up, which is what several tests provoke
+                    server.cut_off.append(self.path)  # the client hung up, as several tests provoke
                 self.close_connection = True
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -120,7 +125,7 @@ class SourceServer:
             self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
         self.scheme = "https" if ssl_context is not None else "http"
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def _record_sni(self, _sock: Any, server_name: str | None, _context: Any) -> None:
         self.server_names.append(server_name)
@@ -139,6 +144,14 @@ class SourceServer:
     @property
     def authority(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def hung_up_on(self, path: str, within: float = 5.0) -> bool:
+        """Whether the client hung up on `path` before its response was complete. The server only
+        notices at its next write, so this waits up to `within` seconds for it to notice."""
+        give_up = time.monotonic() + within
+        while path not in self.cut_off and time.monotonic() < give_up:
+            time.sleep(0.02)
+        return path in self.cut_off
 
     def paths(self) -> list[str]:
         return [request.path for request in self.requests]
@@ -282,11 +295,6 @@ class TlsMaterial:
 
 def tls_material(directory: Path, hostname: str) -> TlsMaterial:
     """A throwaway CA and a server certificate for `hostname` (not for 127.0.0.1)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     now = datetime.datetime.now(datetime.UTC)
 
     def name(common_name: str) -> x509.Name:

@@ -9,6 +9,7 @@ Lambda that is killed mid-import).
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,9 +24,9 @@ from upload_core.image_types import SNIFF_BYTES, ImageType, looks_like_active_co
 from upload_core.import_settings import ImportSettings
 from upload_core.observability import logger, metrics
 from upload_core.s3 import CompletedObject, S3Gateway, UploadedPart
-from upload_core.safe_fetch import Deadline, FetchLimits, RemoteFile, SafeFetcher
+from upload_core.safe_fetch import Connector, Deadline, FetchLimits, RemoteFile, SafeFetcher, open_socket
 from upload_core.settings import Settings
-from upload_core.ssrf import DestinationBlocked, Target, parse_url
+from upload_core.ssrf import DestinationBlocked, Resolver, Target, parse_url, system_resolver
 
 # Time kept back from the Lambda's remaining time: a part upload in flight when the fetch
 # deadline passes must finish, the multipart upload must be aborted and the response sent.
@@ -56,15 +57,7 @@ class RemoteImportService:
         self._settings = settings
         self._import_settings = import_settings
         self._s3 = s3 or S3Gateway(settings)
-        self._fetcher = fetcher or SafeFetcher(
-            import_settings.destination_policy,
-            FetchLimits(
-                max_bytes=import_settings.max_bytes,
-                connect_timeout=import_settings.connect_timeout_seconds,
-                read_timeout=import_settings.read_timeout_seconds,
-                max_redirects=import_settings.max_redirects,
-            ),
-        )
+        self._fetcher = fetcher or fetcher_for(import_settings)
         self._clock = clock
 
     def import_url(
@@ -160,6 +153,28 @@ class RemoteImportService:
         if image.mime not in self._settings.allowed_content_types:
             raise UnsupportedType(f"{image.mime} images are not allowed", code="UnsupportedContentType")
         return image
+
+
+def fetcher_for(
+    import_settings: ImportSettings,
+    *,
+    resolver: Resolver = system_resolver,
+    connector: Connector = open_socket,
+    ssl_context: ssl.SSLContext | None = None,
+) -> SafeFetcher:
+    """The fetcher these settings describe; resolver, connector and TLS context are for tests."""
+    return SafeFetcher(
+        import_settings.destination_policy,
+        FetchLimits(
+            max_bytes=import_settings.max_bytes,
+            connect_timeout=import_settings.connect_timeout_seconds,
+            read_timeout=import_settings.read_timeout_seconds,
+            max_redirects=import_settings.max_redirects,
+        ),
+        resolver=resolver,
+        connector=connector,
+        ssl_context=ssl_context,
+    )
 
 
 class _StreamingWriter:

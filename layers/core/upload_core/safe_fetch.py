@@ -270,6 +270,7 @@ class SafeFetcher:
         first = parse_url(url)
         watchdog = _Watchdog(deadline)
         connection: HTTPConnection | None = None
+        response: BaseHTTPResponse | None = None
         try:
             connection, response, target, redirects = self._follow(first, deadline, watchdog)
             remote = RemoteFile(
@@ -286,8 +287,8 @@ class SafeFetcher:
             yield remote
         finally:
             watchdog.stop()
-            if connection is not None:
-                connection.close()
+            if connection is not None and response is not None:
+                _close(connection, response)
 
     def _follow(
         self, first: Target, deadline: Deadline, watchdog: _Watchdog
@@ -300,10 +301,10 @@ class SafeFetcher:
                 try:
                     _check_response(response)
                 except UploadError:
-                    connection.close()
+                    _close(connection, response)
                     raise
                 return connection, response, target, hop
-            connection.close()
+            _close(connection, response)
             target = _redirect_target(target, location)
         raise UpstreamError(
             f"the remote server redirected more than {self._limits.max_redirects} times", code="TooManyRedirects"
@@ -356,6 +357,13 @@ class SafeFetcher:
         plain = _PinnedHTTPConnection(target.host, target.port, timeout=timeout)
         plain.pin = pin
         return plain
+
+
+def _close(connection: HTTPConnection, response: BaseHTTPResponse) -> None:
+    """Close both: the response holds its own reference to the socket, which stays open (and the
+    server keeps sending) until every reference is closed."""
+    response.close()
+    connection.close()
 
 
 def _resolve_in_time(target: Target, resolver: Resolver, deadline: Deadline) -> tuple[IPAddress, ...]:

@@ -298,6 +298,10 @@ def _classify_v6(address: ipaddress.IPv6Address) -> BlockReason | None:
         return BlockReason.UNSPECIFIED
     if address == ipaddress.IPv6Address("::1"):
         return BlockReason.LOOPBACK
+    if address in _NAT64_LOCAL:
+        # Local-use NAT64 places the IPv4 address where the network's prefix length says,
+        # which cannot be known from here: refused outright.
+        return BlockReason.EMBEDDED_IPV4
     embedded = _embedded_ipv4(address)
     if embedded is not None:
         # Refused whatever it embeds; the embedded address only sharpens the reason.
@@ -312,11 +316,7 @@ def _classify_v6(address: ipaddress.IPv6Address) -> BlockReason | None:
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside an IPv4-embedding IPv6 address (None when there is none).
-
-    Local-use NAT64 (64:ff9b:1::/48) places the IPv4 address according to the prefix length the
-    network chose, so it cannot be extracted reliably: it reports 0.0.0.0, which is refused.
-    """
+    """The IPv4 address inside an IPv4-embedding IPv6 address (None when there is none)."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
@@ -325,8 +325,6 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.teredo[1]
     if address in _IPV4_COMPATIBLE or address in _IPV4_TRANSLATED or address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if address in _NAT64_LOCAL:
-        return ipaddress.IPv4Address(0)
     return None
 
 
