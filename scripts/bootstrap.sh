@@ -25,7 +25,7 @@ make_venv() {  # dir, stamp, requirement files...
   "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   local args=()
   for file in "$@"; do args+=(-r "$file"); done
-  "$dir/bin/python" -m pip install -q "${args[@]}"
+  "$dir/bin/python" -m pip install -qq "${args[@]}"
   echo "$want" > "$dir/.stamp"
 }
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from upload_core.s3 import PendingUpload, UploadedPart
-from upload_core.uploads import CompletedUpload, FormUpload, SignedParts, StartedUpload
+from upload_core.uploads import CompletedUpload, FormUpload, ObjectStatus, SignedParts, StartedUpload
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -58,3 +58,13 @@ def completed(upload: CompletedUpload) -> dict[str, Any]:
 
 def form(upload: FormUpload) -> dict[str, Any]:
     return {"url": upload.url, "fields": upload.fields, "key": upload.key, "expiresAt": iso(upload.expires_at)}
+
+
+def status(found: ObjectStatus) -> dict[str, Any]:
+    return {
+        "key": found.key,
+        "status": found.status,
+        "reason": found.reason,
+        "tags": found.tags,
+        "quarantined": found.quarantine_key is not None,
+    }

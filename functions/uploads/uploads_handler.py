@@ -97,6 +97,11 @@ def form_upload(request: Annotated[FormUploadRequest, Body()]) -> Response[str]:
     return created(views.form(upload))
 
 
+@app.get("/objects/status", summary="The validation status of one of your objects")
+def object_status(key: Annotated[str, Query(min_length=1, max_length=1024)]) -> dict[str, Any]:
+    return views.status(service().object_status(caller_id(app), key))
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
     document = app.get_openapi_json_schema(title="S3 direct upload API", version="1.0.0")

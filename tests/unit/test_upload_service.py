@@ -214,3 +214,37 @@ def test_form_pins_key_type_size_and_tag_in_the_policy(service: UploadService) -
         service.form("alice", filename="x.png", content_type="image/png", size=10 * MIB + 1)
     with pytest.raises(UnsupportedType):
         service.form("alice", filename="x.svg", content_type="image/svg+xml", size=10)
+
+
+def test_object_status_follows_the_validators_tags(service: UploadService, s3_client: Any) -> None:
+    # Given a completed upload, still pending
+    started = service.start("alice", filename="x.png", content_type="image/png", size=3)
+    upload_parts(s3_client, started.key, started.upload_id, [3])
+    service.complete("alice", started.upload_id, started.key)
+    assert service.object_status("alice", started.key).status == "pending"
+    # When the validator tags it (keeping a foreign tag) / Then the status says so
+    s3_client.put_object_tagging(
+        Bucket="unit-uploads",
+        Key=started.key,
+        Tagging={"TagSet": [{"Key": "upload-status", "Value": "valid"}, {"Key": "av", "Value": "clean"}]},
+    )
+    found = service.object_status("alice", started.key)
+    assert (found.status, found.tags, found.quarantine_key) == ("valid", {"upload-status": "valid"}, None)
+    # And another caller cannot ask
+    with pytest.raises(Forbidden):
+        service.object_status("bob", started.key)
+
+
+def test_object_status_finds_a_quarantined_object(service: UploadService, s3_client: Any) -> None:
+    key = service.start("alice", filename="x.png", content_type="image/png", size=1).key
+    with pytest.raises(NotFound):
+        service.object_status("alice", key)
+    s3_client.put_object(
+        Bucket="unit-uploads",
+        Key=f"quarantine/{key}",
+        Body=b"<svg/>",
+        Tagging="upload-status=rejected&upload-reason=active-content",
+    )
+    found = service.object_status("alice", key)
+    assert (found.status, found.reason) == ("rejected", "active-content")
+    assert found.quarantine_key == f"quarantine/{key}"

@@ -249,3 +249,21 @@ def test_companion_routes_check_ownership(invoke: Invoke) -> None:
         sub="mallory",
     )
     assert (status, payload["code"]) == (403, "ForeignKey")
+
+
+def test_object_status_route(invoke: Invoke, s3_client: Any) -> None:
+    upload = create(invoke, size=3)
+    status, payload = invoke("GET", "/objects/status", query={"key": upload["key"]})
+    assert (status, payload["code"]) == (404, "NoSuchKey")
+    s3_client.put_object(Bucket="unit-uploads", Key=upload["key"], Body=b"abc", Tagging="upload-status=pending")
+    status, payload = invoke("GET", "/objects/status", query={"key": upload["key"]})
+    assert status == 200
+    assert payload == {
+        "key": upload["key"],
+        "status": "pending",
+        "reason": None,
+        "tags": {"upload-status": "pending"},
+        "quarantined": False,
+    }
+    status, payload = invoke("GET", "/objects/status", query={"key": upload["key"]}, sub="mallory")
+    assert status == 403

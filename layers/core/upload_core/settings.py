@@ -36,6 +36,7 @@ class Settings:
     max_part_size: int
     default_part_size: int
     max_parts_per_request: int
+    quarantine_prefix: str
     s3_endpoint_url: str | None
 
     @classmethod
@@ -56,6 +57,7 @@ class Settings:
             max_part_size=reader.integer("MAX_PART_SIZE", S3_MAX_PART_SIZE, minimum=S3_MIN_PART_SIZE),
             default_part_size=reader.integer("DEFAULT_PART_SIZE", 8 * MIB, minimum=S3_MIN_PART_SIZE),
             max_parts_per_request=reader.integer("MAX_PARTS_PER_REQUEST", 1000, minimum=1),
+            quarantine_prefix=reader.text("QUARANTINE_PREFIX", "quarantine").strip("/"),
             s3_endpoint_url=source.get("S3_ENDPOINT_URL") or None,
         )
         settings._check()
@@ -64,6 +66,8 @@ class Settings:
     def _check(self) -> None:
         if not self.upload_prefix or "//" in self.upload_prefix:
             raise SettingsError("UPLOAD_PREFIX must be a non-empty path without empty segments")
+        if not self.quarantine_prefix or self.quarantine_prefix == self.upload_prefix:
+            raise SettingsError("QUARANTINE_PREFIX must be set and differ from UPLOAD_PREFIX")
         if self.max_part_size > S3_MAX_PART_SIZE:
             raise SettingsError(f"MAX_PART_SIZE must be at most {S3_MAX_PART_SIZE} (S3's limit)")
         if not self.min_part_size <= self.default_part_size <= self.max_part_size:

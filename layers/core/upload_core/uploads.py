@@ -69,6 +69,15 @@ class CompletedUpload:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectStatus:
+    key: str
+    status: str
+    reason: str | None
+    tags: dict[str, str]
+    quarantine_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class FormUpload:
     url: str
     fields: dict[str, str]
@@ -235,6 +244,26 @@ class UploadService:
             metrics.add_metric(name="UploadsAborted", unit=MetricUnit.Count, value=1)
             logger.info("upload aborted", extra={"key": key, "upload_id": upload_id})
         return aborted
+
+    # --- validation status -----------------------------------------------------------------------
+    def object_status(self, owner: str, key: str) -> ObjectStatus:
+        """The validator's verdict on one of the caller's objects, also once it was quarantined."""
+        keys.ensure_owned(self._settings.upload_prefix, owner, key)
+        quarantine_key = f"{self._settings.quarantine_prefix}/{key}"
+        for where in (key, quarantine_key):
+            try:
+                tags = self._s3.get_tags(where)
+            except NotFound:
+                continue
+            ours = {name: value for name, value in tags.items() if name.startswith("upload-")}
+            return ObjectStatus(
+                key=key,
+                status=ours.get(object_meta.STATUS_TAG, object_meta.STATUS_PENDING),
+                reason=ours.get(object_meta.REASON_TAG),
+                tags=ours,
+                quarantine_key=quarantine_key if where == quarantine_key else None,
+            )
+        raise NotFound("no object at this key (the upload may not be complete yet)", code="NoSuchKey")
 
     # --- single-request form ---------------------------------------------------------------------
     def form(self, owner: str, *, filename: str, content_type: str, size: int | None) -> FormUpload:
