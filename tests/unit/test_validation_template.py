@@ -169,6 +169,18 @@ def test_bucket_policy_denies_reads_of_unvalidated_uploads_except_to_the_two_rol
     }
 
 
+def test_bucket_policy_lets_only_the_validator_write_the_valid_tag(resources: dict[str, Any]) -> None:
+    statements = resources["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [statement for statement in statements if statement.get("Sid") == "OnlyTheValidatorTagsUploadsValid"]
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert set(deny["Action"]) == {"s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"}
+    assert deny["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${UploadBucket}/uploads/*"}
+    assert deny["Condition"] == {
+        "StringEquals": {"s3:RequestObjectTag/upload-status": "valid"},
+        "ArnNotLike": {"aws:PrincipalArn": {"Fn::GetAtt": ["ValidatorFunctionRole", "Arn"]}},
+    }
+
+
 def test_outputs_name_the_validator_pieces(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     assert outputs["ValidatorFunctionName"]["Value"] == {"Ref": "ValidatorFunction"}
