@@ -20,9 +20,13 @@ make_venv() {  # dir, stamp, requirement files...
     return 0
   fi
   echo "bootstrap: installing $dir" >&2
-  rm -rf "$dir"
-  "$python" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  # A changed requirements file updates the environment in place (pip skips what is already
+  # satisfied); only a missing or broken environment is created anew.
+  if ! "$dir/bin/python" -c '' 2>/dev/null; then
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  fi
   local args=()
   for file in "$@"; do args+=(-r "$file"); done
   "$dir/bin/python" -m pip install -qq "${args[@]}"
