@@ -60,6 +60,7 @@ EXPECTED_ROUTES = {
     "GET /s3/multipart/{uploadId}": "UploadsFunction",
     "POST /s3/multipart/{uploadId}/complete": "UploadsFunction",
     "DELETE /s3/multipart/{uploadId}": "UploadsFunction",
+    "GET /objects/status": "UploadsFunction",
     "GET /openapi.json": "UploadsFunction",
     "POST /imports": "ImportsFunction",
 }
@@ -556,7 +557,9 @@ EXPECTED_PERMISSIONS = {
             "s3:AbortMultipartUpload",
             "s3:ListMultipartUploadParts",
             "s3:GetObject",
+            "s3:GetObjectTagging",
         },
+        f"{BUCKET_ARN_EXPR}/quarantine/{UPLOAD_PREFIX}/*": {"s3:GetObjectTagging"},
         BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads"},
     },
     "ImportsFunction": {
