@@ -42,7 +42,8 @@ def import_stack(source: SourceServer) -> Iterator[LocalStack]:
     overrides = {
         "IMPORT_ALLOWED_DESTINATIONS": source.authority,
         "IMPORT_MAX_BYTES": str(MAX_BYTES),
-        "IMPORT_TIMEOUT_SECONDS": "3",
+        # Long enough for the 20+ MiB imports on a slow machine, short enough for the drip test.
+        "IMPORT_TIMEOUT_SECONDS": "8",
     }
     # No S3 event loop: the validator would re-tag imported objects while a test reads them.
     with LocalStack(s3_port=0, api_port=0, env_overrides=overrides, s3_events=False) as running:
@@ -203,7 +204,7 @@ def test_an_upstream_error_is_502_without_its_body(api: ApiClient, source: Sourc
 
 
 def test_a_slow_drip_hits_the_deadline(api: ApiClient, s3: Any, bucket: str, source: SourceServer) -> None:
-    source.routes["/drip.png"] = drip(b"\x89PNG\r\n\x1a\n", 0.2)
+    source.routes["/drip.png"] = drip(b"\x89PNG\r\n\x1a\n", 0.25, limit_seconds=40)
     response = post_import(api, source.url("/drip.png"), user="patient")
     assert (response.status_code, response.json()["code"]) == (504, "ImportTimeout")
     assert nothing_stored(s3, bucket, "patient")
