@@ -31,6 +31,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from urllib3._version import __version__ as urllib3_version
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import SSLError as Urllib3SSLError
@@ -50,6 +51,9 @@ from upload_core.ssrf import (
     resolve,
     system_resolver,
 )
+
+if int(urllib3_version.split(".", 1)[0]) < 2:  # pragma: no cover - a packaging mistake
+    raise ImportError(f"upload_core.safe_fetch needs urllib3 2.x, found {urllib3_version}")
 
 USER_AGENT = "s3-direct-upload-import/1.0"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
