@@ -1,0 +1,41 @@
+"""A Python client for the upload API: a managed multipart upload (parallel parts, retries,
+checksums, resume) and the ``python -m client`` command line built on it. See docs/client.md.
+
+    from client import Uploader
+    result = Uploader("http://127.0.0.1:3000", token).upload("photo.png")
+"""
+
+from __future__ import annotations
+
+from client.api import ImportedObject, PendingUpload
+from client.errors import (
+    ApiError,
+    ApiUnreachable,
+    AuthError,
+    ConfigError,
+    ExitCode,
+    LocalFileError,
+    NotFoundError,
+    TransferError,
+    UploadClientError,
+)
+from client.retry import RetryPolicy
+from client.uploader import ProgressCallback, Uploader, UploadResult
+
+__all__ = [
+    "ApiError",
+    "ApiUnreachable",
+    "AuthError",
+    "ConfigError",
+    "ExitCode",
+    "ImportedObject",
+    "LocalFileError",
+    "NotFoundError",
+    "PendingUpload",
+    "ProgressCallback",
+    "RetryPolicy",
+    "TransferError",
+    "UploadClientError",
+    "UploadResult",
+    "Uploader",
+]

@@ -1,0 +1,313 @@
+"""``python -m client``: upload, resume, import, list and abort from a terminal.
+
+A thin layer over ``client.Uploader``: it reads the configuration (flags, then the environment),
+draws the progress bar, prints one line per result, and turns every failure into a one-line
+message and an exit code (``client.errors.ExitCode``, listed in docs/client.md).
+
+    export UPLOAD_API_URL=http://127.0.0.1:3000            # the default
+    export UPLOAD_API_TOKEN=$(make -s token SUB=me)         # local stack; a real JWT on AWS
+    python -m client put photo.png --concurrency 8 --part-size 16MiB
+    python -m client resume photo.png
+    python -m client import https://example.com/cat.jpg
+    python -m client ls
+    python -m client abort uploads/me/<id>/photo.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any, TextIO
+
+import requests
+
+from client.api import normalize_api_url
+from client.checksums import CHECKSUMS, Checksum
+from client.errors import AuthError, ConfigError, ExitCode, UploadClientError, exit_code_for
+from client.parts import parse_size
+from client.progress import ProgressBar
+from client.uploader import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, Uploader, UploadResult
+
+DEFAULT_API_URL = "http://127.0.0.1:3000"
+API_URL_ENV = "UPLOAD_API_URL"
+TOKEN_ENV = "UPLOAD_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+TOKEN_HINT = f"set {TOKEN_ENV} or pass --token (for the local stack: export {TOKEN_ENV}=$(make -s token SUB=me))"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The connection options are accepted before or after the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api-url", default=argparse.SUPPRESS, help=f"the API's base URL (${API_URL_ENV}, default {DEFAULT_API_URL})"
+    )
+    common.add_argument("--token", default=argparse.SUPPRESS, help=f"bearer token (${TOKEN_ENV})")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print results as JSON")
+    common.add_argument(
+        "--retries",
+        type=_non_negative_int,
+        default=argparse.SUPPRESS,
+        help=f"retries per request after network errors, 5xx and throttling (default {DEFAULT_RETRIES})",
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar and no notices"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="python -m client",
+        description="Upload files to S3 through the upload API: parallel parts, retries, checksums, resume.",
+        parents=[common],
+        epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 authentication, 5 API unreachable,"
+        " 6 refused by the API, 7 transfer failed, 8 local file problem, 9 nothing to resume/abort, 130 interrupted.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    transfer = argparse.ArgumentParser(add_help=False)
+    transfer.add_argument(
+        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, help="parts in flight (default 4)"
+    )
+    transfer.add_argument("--part-size", type=_size, default=None, help="bytes per part, e.g. 16MiB (≥ 5MiB)")
+    transfer.add_argument(
+        "--keep-parts",
+        action="store_true",
+        help="on Ctrl-C or failure keep the uploaded parts and the state file, to `resume` later",
+    )
+    transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    put = commands.add_parser("put", parents=[common, transfer], help="upload a file")
+    put.add_argument("file", help="the file to upload")
+    put.add_argument(
+        "--checksum",
+        choices=[*CHECKSUMS, "none"],
+        default="md5",
+        help="per-part checksum signed into each part URL and checked by S3 (default md5)",
+    )
+    put.add_argument("--content-type", default=None, help="declared type (default: guessed from the extension)")
+    put.add_argument("--name", default=None, help="file name for the key (default: the file's name)")
+
+    resume = commands.add_parser(
+        "resume", parents=[common, transfer], help="continue an interrupted upload, sending only missing parts"
+    )
+    resume.add_argument("file", help="the file whose upload was interrupted")
+    resume.add_argument(
+        "--upload-id", default=None, help="the upload to continue (default: state file or GET /uploads)"
+    )
+
+    imports = commands.add_parser("import", parents=[common], help="have the API fetch an image from a URL")
+    imports.add_argument("url")
+    imports.add_argument("--filename", default=None, help="file name for the key (default: from the URL)")
+
+    commands.add_parser("ls", parents=[common], help="list your unfinished uploads")
+
+    abort = commands.add_parser("abort", parents=[common], help="abort an unfinished upload")
+    abort.add_argument("target", metavar="KEY_OR_UPLOAD_ID", help="its key, its upload id, or the file being uploaded")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    session: requests.Session | None = None,
+) -> int:
+    """Run the CLI; returns the exit code (``env``, streams and ``session`` are for tests)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    args = build_parser().parse_args(argv)
+    environment = os.environ if env is None else env
+    quiet = bool(getattr(args, "quiet", False))
+    progress: ProgressBar | None = None
+    try:
+        api_url, token = resolve_connection(args, environment)
+        if args.command in ("put", "resume"):
+            enabled = False if (quiet or args.no_progress) else None
+            progress = ProgressBar(os.path.basename(args.file), enabled=enabled, stream=err)
+            notice: Callable[[str], None] | None = None if quiet else progress.write
+            uploader = make_uploader(args, api_url, token, session=session, log=notice)
+            result = run_transfer(args, uploader, progress)
+            progress.close()
+            print_result(out, args, result)
+        else:
+            uploader = make_uploader(args, api_url, token, session=session, log=None if quiet else _printer(err))
+            run_other(args, uploader, out)
+        return int(ExitCode.OK)
+    except KeyboardInterrupt as interrupt:
+        _close(progress)
+        print("interrupted", file=err)
+        return int(exit_code_for(interrupt))
+    except UploadClientError as error:
+        _close(progress)
+        print(f"error: {describe(error)}", file=err)
+        return int(exit_code_for(error))
+    except Exception as error:  # a bug: say so, with the traceback
+        _close(progress)
+        traceback.print_exc(file=err)
+        print(f"error: unexpected {type(error).__name__}: {error}", file=err)
+        return int(ExitCode.INTERNAL)
+
+
+def resolve_connection(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:
+    """The API URL and token: flags first, then UPLOAD_API_URL / UPLOAD_API_TOKEN."""
+    api_url = getattr(args, "api_url", None) or env.get(API_URL_ENV) or DEFAULT_API_URL
+    token = (getattr(args, "token", None) or env.get(TOKEN_ENV) or "").strip()
+    if not token:
+        raise ConfigError(f"no API token: {TOKEN_HINT}")
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    return normalize_api_url(api_url), token
+
+
+def make_uploader(
+    args: argparse.Namespace,
+    api_url: str,
+    token: str,
+    *,
+    session: requests.Session | None,
+    log: Callable[[str], None] | None,
+) -> Uploader:
+    option = str(getattr(args, "checksum", "md5"))
+    checksum: Checksum | None = next((name for name in CHECKSUMS if name == option), None)
+    return Uploader(
+        api_url,
+        token,
+        concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
+        part_size=getattr(args, "part_size", None),
+        checksum=checksum,
+        retries=getattr(args, "retries", DEFAULT_RETRIES),
+        session=session,
+        log=log,
+    )
+
+
+def run_transfer(args: argparse.Namespace, uploader: Uploader, progress: ProgressBar) -> UploadResult:
+    if args.command == "put":
+        return uploader.upload(
+            args.file,
+            content_type=args.content_type,
+            filename=args.name,
+            on_progress=progress,
+            keep_parts=args.keep_parts,
+        )
+    return uploader.resume(args.file, upload_id=args.upload_id, on_progress=progress, keep_parts=args.keep_parts)
+
+
+def run_other(args: argparse.Namespace, uploader: Uploader, out: TextIO) -> None:
+    as_json = bool(getattr(args, "json", False))
+    if args.command == "import":
+        imported = uploader.import_url(args.url, filename=args.filename)
+        if as_json:
+            _print_json(
+                out,
+                {
+                    "key": imported.key,
+                    "size": imported.size,
+                    "contentType": imported.content_type,
+                    "etag": imported.etag,
+                },
+            )
+        else:
+            print(f"imported {args.url} to {imported.key} ({imported.size} bytes, {imported.content_type})", file=out)
+    elif args.command == "ls":
+        pending = uploader.list_unfinished()
+        if as_json:
+            _print_json(out, {"uploads": [_camel(asdict(upload)) for upload in pending]})
+        else:
+            for upload in pending:
+                print(f"{upload.upload_id}\t{upload.initiated}\t{upload.key}", file=out)
+    elif args.command == "abort":
+        aborted = uploader.abort(args.target)
+        if as_json:
+            _print_json(out, {"aborted": [_camel(asdict(upload)) for upload in aborted]})
+        else:
+            for upload in aborted:
+                print(f"aborted {upload.key} (upload {upload.upload_id})", file=out)
+
+
+def print_result(out: TextIO, args: argparse.Namespace, result: UploadResult) -> None:
+    if getattr(args, "json", False):
+        _print_json(
+            out,
+            {
+                "key": result.key,
+                "etag": result.etag,
+                "size": result.size,
+                "location": result.location,
+                "uploadId": result.upload_id,
+                "partsSent": result.parts_sent,
+                "partsReused": result.parts_reused,
+            },
+        )
+        return
+    reused = f", {result.parts_reused} already there" if result.parts_reused else ""
+    print(
+        f"uploaded {args.file} to {result.key} ({result.size} bytes; {result.parts_sent} parts sent{reused};"
+        f" etag {result.etag})",
+        file=out,
+    )
+
+
+def describe(error: UploadClientError) -> str:
+    """The one-line message for an error, with what to do about it where that is known."""
+    if isinstance(error, AuthError):
+        if error.status == 401:
+            return f"the API refused the token ({error.message}, 401): missing, malformed or expired; {TOKEN_HINT}"
+        return f"the token is not allowed to do this ({error.message}, 403)"
+    return str(error)
+
+
+def _printer(stream: TextIO) -> Callable[[str], None]:
+    def write(message: str) -> None:
+        print(message, file=stream, flush=True)
+
+    return write
+
+
+def _close(progress: ProgressBar | None) -> None:
+    if progress is not None:
+        progress.close()
+
+
+def _print_json(out: TextIO, value: Any) -> None:
+    print(json.dumps(value, indent=2), file=out)
+
+
+def _camel(fields: dict[str, Any]) -> dict[str, Any]:
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(word.title() for word in rest)
+
+    return {camel(name): value for name, value in fields.items()}
+
+
+def _positive_int(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -1,0 +1,80 @@
+"""The client's exceptions, each with the CLI exit code it maps to.
+
+Every failure a caller can act on is one of these, with a one-line message fit for a terminal;
+anything else is a bug and exits with ``ExitCode.INTERNAL``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of ``python -m client`` (documented in docs/client.md)."""
+
+    OK = 0
+    INTERNAL = 1  # an unexpected error (a bug): the traceback is printed
+    USAGE = 2  # bad command line (argparse's own code)
+    CONFIG = 3  # missing or malformed configuration (no token, bad URL, bad --part-size)
+    AUTH = 4  # the API refused the token (401, or a 403 from the authorizer)
+    UNREACHABLE = 5  # the API could not be reached (after retries)
+    REFUSED = 6  # the API refused the request (4xx with its message): type, size, key, ...
+    TRANSFER = 7  # the bytes did not get to S3 intact (after retries), or a check failed
+    LOCAL_FILE = 8  # the local file is missing, unreadable or changed during the upload
+    NOT_FOUND = 9  # nothing to resume or abort: no matching unfinished upload
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
+
+
+class UploadClientError(Exception):
+    """Base of every error the client reports; ``str(error)`` is a one-line message."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class ConfigError(UploadClientError):
+    exit_code = ExitCode.CONFIG
+
+
+class ApiUnreachable(UploadClientError):
+    exit_code = ExitCode.UNREACHABLE
+
+
+class ApiError(UploadClientError):
+    """The API answered with an error status; ``code`` and ``message`` come from its JSON body."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({status} {code})" if code else f"{message} ({status})")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class AuthError(ApiError):
+    """401, or a 403 from the authorizer itself (no application error code)."""
+
+    exit_code = ExitCode.AUTH
+
+
+class TransferError(UploadClientError):
+    """A part could not be stored intact in S3, or the completed object failed verification."""
+
+    exit_code = ExitCode.TRANSFER
+
+
+class LocalFileError(UploadClientError):
+    exit_code = ExitCode.LOCAL_FILE
+
+
+class NotFoundError(UploadClientError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The CLI's exit code for an exception that reached it."""
+    if isinstance(error, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(error, UploadClientError):
+        return error.exit_code
+    return ExitCode.INTERNAL

@@ -1,0 +1,103 @@
+"""One part PUT to a presigned S3 URL, and what S3's answer means for the uploader.
+
+S3 answers a PUT with 200 and the part's ETag, or with an XML error. The uploader needs to know
+only which of these it got: stored, an expired URL (sign again), a body that did not match the
+signed checksum (read the part again), a transient failure (back off and retry: network errors,
+5xx, SlowDown, 429), or a refusal that no retry will change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+import requests
+
+from client.api import SignedPart
+from client.retry import RETRYABLE_S3_CODES, RETRYABLE_STATUSES, retry_after_seconds
+
+DEFAULT_PUT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
+_CODE = re.compile(r"<Code>\s*([^<]{1,100}?)\s*</Code>")
+_MESSAGE = re.compile(r"<Message>\s*([^<]{0,300}?)\s*</Message>")
+# Checksums S3 compares with the body; a mismatch is a corrupted transfer or a changed file.
+_DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"})
+_KMS = ("aws:kms", "aws:kms:dsse")
+
+
+class Outcome(Enum):
+    STORED = "stored"
+    EXPIRED = "expired"
+    BAD_DIGEST = "bad-digest"
+    TRANSIENT = "transient"
+    FATAL = "fatal"
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    outcome: Outcome
+    status: int | None = None
+    etag: str | None = None
+    # S3's ETag is the part's MD5 unless the object is encrypted with KMS or a customer key.
+    etag_is_md5: bool = True
+    checksums: dict[str, str] | None = None  # x-amz-checksum-* headers S3 echoed
+    code: str = ""
+    message: str = ""
+    retry_after: float | None = None
+
+    def describe(self) -> str:
+        if self.status is None:
+            return self.message
+        detail = f"{self.status} {self.code}".strip()
+        return f"{detail}: {self.message}" if self.message else detail
+
+
+def put_part(
+    session: requests.Session, signed: SignedPart, body: bytes, *, timeout: tuple[float, float] = DEFAULT_PUT_TIMEOUT
+) -> PutResult:
+    """PUT ``body`` to the signed URL with its signed headers; never raises for HTTP or network errors."""
+    try:
+        response = session.put(signed.url, data=body, headers=signed.headers, timeout=timeout)
+    except requests.exceptions.RequestException as error:
+        return PutResult(Outcome.TRANSIENT, message=_network_message(error))
+    return classify(response.status_code, response.headers, response.text if response.status_code >= 300 else "")
+
+
+def classify(
+    status: int, headers: requests.structures.CaseInsensitiveDict[str] | dict[str, str], text: str
+) -> PutResult:
+    """What an S3 answer to a part PUT means."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if 200 <= status < 300:
+        etag = lowered.get("etag")
+        encrypted = lowered.get("x-amz-server-side-encryption", "").lower() in _KMS or bool(
+            lowered.get("x-amz-server-side-encryption-customer-algorithm")
+        )
+        checksums = {name: value for name, value in lowered.items() if name.startswith("x-amz-checksum-")}
+        if not etag:
+            return PutResult(Outcome.TRANSIENT, status=status, message="S3 answered without an ETag")
+        return PutResult(Outcome.STORED, status=status, etag=etag, etag_is_md5=not encrypted, checksums=checksums)
+    code = _first(_CODE, text)
+    message = _first(_MESSAGE, text)
+    retry_after = retry_after_seconds(lowered)
+    if status == 403 and "expired" in message.lower():
+        # S3 (and MiniStack) answer an expired presigned URL with AccessDenied "Request has expired".
+        return PutResult(Outcome.EXPIRED, status=status, code=code, message=message)
+    if code in _DIGEST_CODES:
+        return PutResult(Outcome.BAD_DIGEST, status=status, code=code, message=message)
+    if status in RETRYABLE_STATUSES or code in RETRYABLE_S3_CODES:
+        return PutResult(Outcome.TRANSIENT, status=status, code=code, message=message, retry_after=retry_after)
+    return PutResult(Outcome.FATAL, status=status, code=code, message=message)
+
+
+def _first(pattern: re.Pattern[str], text: str) -> str:
+    match = pattern.search(text)
+    return match.group(1) if match else ""
+
+
+def _network_message(error: requests.exceptions.RequestException) -> str:
+    if isinstance(error, requests.exceptions.Timeout):
+        return "S3 did not answer in time"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return "the connection to S3 failed or was dropped"
+    return f"the request to S3 failed ({type(error).__name__})"
