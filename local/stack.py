@@ -66,7 +66,7 @@ class LocalStack:
         self._api_port = port_from_env("API_PORT", 0) if api_port is None else api_port
         self.template: Template = load_template(template_path)
         self.parameter_overrides = dict(parameter_overrides or {})
-        self._env_overrides = dict(env_overrides or {})
+        self._env_overrides = passthrough_overrides(os.environ, env_overrides or {})
         self._max_workers = max_workers
         self._access_log = access_log
         # Off only for tests of the upload path itself, which check bytes at their upload key
@@ -223,3 +223,20 @@ def token_for(
     return make_token(
         sub, issuer=issuer, audience=audience, lifetime_seconds=lifetime_seconds, scopes=scopes, claims=claims
     )
+
+
+# Variables the local stack hands from its own environment to every function that declares them
+# (for example to let a local import reach a test server on 127.0.0.1; empty on AWS by default).
+PASSTHROUGH_VARIABLES = ("IMPORT_ALLOWED_DESTINATIONS",)
+
+
+def passthrough_overrides(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` plus the pass-through variables set in `environ`; explicit overrides win."""
+    from_environment = {name: environ[name] for name in PASSTHROUGH_VARIABLES if environ.get(name)}
+    if not from_environment:
+        return dict(overrides)
+    if any(isinstance(value, dict) for value in overrides.values()) or not overrides:
+        sections = dict(overrides)
+        sections["Parameters"] = {**from_environment, **(sections.get("Parameters") or {})}
+        return sections
+    return {**from_environment, **overrides}
