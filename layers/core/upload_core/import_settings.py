@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from upload_core.settings import MIB, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, SettingsError
+from upload_core.settings import MIB, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, SettingsError, env_integer
 from upload_core.ssrf import Allowlist, DestinationPolicy
 
 DEFAULT_MAX_BYTES = 50 * MIB
@@ -39,14 +39,14 @@ class ImportSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ImportSettings:
         source = os.environ if env is None else env
         settings = cls(
-            max_bytes=_integer(source, "IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=1),
+            max_bytes=env_integer(source, "IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=1),
             timeout_seconds=_seconds(source, "IMPORT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS),
             connect_timeout_seconds=_seconds(source, "IMPORT_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS),
             read_timeout_seconds=_seconds(source, "IMPORT_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_SECONDS),
             allowed_ports=_ports(source, "IMPORT_ALLOWED_PORTS"),
             allowed_destinations=_allowlist(source, "IMPORT_ALLOWED_DESTINATIONS"),
-            max_redirects=_integer(source, "IMPORT_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, minimum=0),
-            part_size=_integer(source, "IMPORT_PART_SIZE", DEFAULT_PART_SIZE, minimum=S3_MIN_PART_SIZE),
+            max_redirects=env_integer(source, "IMPORT_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, minimum=0),
+            part_size=env_integer(source, "IMPORT_PART_SIZE", DEFAULT_PART_SIZE, minimum=S3_MIN_PART_SIZE),
         )
         settings._check()
         return settings
@@ -67,19 +67,6 @@ class ImportSettings:
 def _raw(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     return value.strip() if value is not None and value.strip() else None
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -95,20 +95,25 @@ class _Reader:
         return value.strip()
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-        if value < minimum:
-            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-        return value
+        return env_integer(self._env, name, default, minimum=minimum)
 
     def content_types(self, name: str, default: str) -> frozenset[str]:
         raw = self._env.get(name) or default
         return frozenset(item.strip().lower() for item in raw.split(",") if item.strip())
+
+
+def env_integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    """An integer setting: the default when unset or blank, a clear error when malformed or too small."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 @cache

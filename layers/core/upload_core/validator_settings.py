@@ -14,7 +14,7 @@ from functools import cache
 
 from upload_core.image_types import IMAGE_TYPES
 from upload_core.inspection import InspectionLimits
-from upload_core.settings import MIB, Settings, SettingsError, get_settings
+from upload_core.settings import MIB, Settings, SettingsError, env_integer, get_settings
 
 KIB = 1024
 
@@ -45,25 +45,25 @@ class ValidatorSettings:
         action = source.get("QUARANTINE_ACTION", "move").strip().lower() or "move"
         if action not in {item.value for item in QuarantineAction}:
             raise SettingsError(f"QUARANTINE_ACTION must be 'move' or 'delete', got {action!r}")
-        head_bytes = _integer(source, "INSPECT_HEAD_BYTES", 64 * KIB, minimum=KIB)
+        head_bytes = env_integer(source, "INSPECT_HEAD_BYTES", 64 * KIB, minimum=KIB)
         validator = cls(
             validated_prefixes=_prefixes(source.get("VALIDATED_PREFIXES") or f"{settings.upload_prefix}/"),
             quarantine_prefix=_prefix(source.get("QUARANTINE_PREFIX") or "quarantine/", "QUARANTINE_PREFIX"),
             quarantine_action=QuarantineAction(action),
             head_bytes=head_bytes,
-            max_head_bytes=_integer(source, "INSPECT_MAX_HEAD_BYTES", MIB, minimum=head_bytes),
-            tail_bytes=_integer(source, "INSPECT_TAIL_BYTES", 8 * KIB, minimum=64),
+            max_head_bytes=env_integer(source, "INSPECT_MAX_HEAD_BYTES", MIB, minimum=head_bytes),
+            tail_bytes=env_integer(source, "INSPECT_TAIL_BYTES", 8 * KIB, minimum=64),
             limits=InspectionLimits(
-                max_object_bytes=_integer(
+                max_object_bytes=env_integer(
                     source,
                     "MAX_OBJECT_BYTES",
                     max(settings.max_upload_bytes, settings.max_form_upload_bytes),
                     minimum=1,
                 ),
-                max_pixels=_integer(source, "MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, minimum=1),
-                max_width=_integer(source, "MAX_IMAGE_WIDTH", DEFAULT_MAX_DIMENSION, minimum=1),
-                max_height=_integer(source, "MAX_IMAGE_HEIGHT", DEFAULT_MAX_DIMENSION, minimum=1),
-                max_frames=_integer(source, "MAX_FRAMES", DEFAULT_MAX_FRAMES, minimum=1),
+                max_pixels=env_integer(source, "MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, minimum=1),
+                max_width=env_integer(source, "MAX_IMAGE_WIDTH", DEFAULT_MAX_DIMENSION, minimum=1),
+                max_height=env_integer(source, "MAX_IMAGE_HEIGHT", DEFAULT_MAX_DIMENSION, minimum=1),
+                max_frames=env_integer(source, "MAX_FRAMES", DEFAULT_MAX_FRAMES, minimum=1),
                 allowed_types=frozenset(settings.allowed_content_types & IMAGE_TYPES.keys()),
             ),
         )
@@ -86,19 +86,6 @@ class ValidatorSettings:
 
     def quarantine_key(self, key: str) -> str:
         return f"{self.quarantine_prefix}{key}"
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 def _prefix(raw: str, name: str) -> str:
