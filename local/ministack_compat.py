@@ -1,19 +1,22 @@
 """Brings the embedded S3 (MiniStack 1.5.33) closer to real S3 where this project depends on it.
 
-Real S3 applies the `x-amz-tagging` header of CreateMultipartUpload to the completed object and
-the `tagging` field (an XML tag set) of a browser POST form to the new object; MiniStack
-ignores both, so every new object would miss its `upload-status=pending` tag locally. This module
-is executed inside the MiniStack process, before it starts, and wraps the two handlers.
+- Real S3 applies the `x-amz-tagging` header of CreateMultipartUpload to the completed object and
+  the `tagging` field (an XML tag set) of a browser POST form to the new object; MiniStack ignores
+  both, so every new object would miss its `upload-status=pending` tag locally.
+- Real S3 honours `Range` on a GET of a specific version; MiniStack returns the whole version, so
+  the validator's bounded reads would transfer whole objects locally.
+
+This module is executed inside the MiniStack process, before it starts, and wraps those handlers.
 It changes nothing else, and nothing in the deployed application depends on it.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
 from typing import Any
 from urllib.parse import parse_qsl
+from xml.etree import ElementTree
 
-import ministack.services.s3 as s3  # type: ignore[import-untyped]
+from ministack.services import s3  # type: ignore[import-untyped]
 
 _PENDING_TAGS_KEY = "_compat_tags"
 _MAX_TAGS = 10
@@ -21,11 +24,12 @@ _MAX_TAGS = 10
 _original_create = s3._create_multipart_upload
 _original_complete = s3._complete_multipart_upload
 _original_post = s3._post_object
+_original_get = s3._get_object
 
 
 def _upload_id_of(body: Any) -> str | None:
     try:
-        root = ElementTree.fromstring(body)
+        root = ElementTree.fromstring(body)  # noqa: S314 - the emulator's own response
     except (ElementTree.ParseError, TypeError):
         return None
     for element in root.iter():
@@ -65,7 +69,7 @@ def _form_tags(headers: dict[str, str], body: bytes) -> tuple[str, dict[str, str
     if not tagging or not key:
         return None
     try:
-        root = ElementTree.fromstring(tagging)
+        root = ElementTree.fromstring(tagging)  # noqa: S314 - local emulator only; expat limits entity expansion
     except ElementTree.ParseError:
         return None
     tags = {}
@@ -88,6 +92,27 @@ def _post_object(bucket_name: str, body: bytes, headers: dict[str, str]) -> Any:
     return result
 
 
+def _get_object(bucket_name: str, key: str, headers: dict[str, str], query_params: dict[str, Any] | None = None) -> Any:
+    result = _original_get(bucket_name, key, headers, query_params)
+    range_header = headers.get("range", "")
+    if result[0] != 200 or not range_header or not s3._qp(query_params or {}, "versionId", ""):
+        return result
+    response_headers, body = result[1], result[2]
+    if not isinstance(body, bytes | bytearray):
+        return result
+    span = s3._parse_range(range_header, len(body))
+    if span is None:
+        return (416, {"Content-Type": "application/xml", "Content-Range": f"bytes */{len(body)}"}, b"")
+    start, end = span
+    sliced = bytes(body[start : end + 1])
+    # Whole-object checksums do not describe a slice (S3 omits them on 206 replies).
+    kept = {name: value for name, value in response_headers.items() if not name.lower().startswith("x-amz-checksum")}
+    kept["Content-Length"] = str(len(sliced))
+    kept["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+    return (206, kept, sliced)
+
+
 s3._create_multipart_upload = _create_multipart_upload
 s3._complete_multipart_upload = _complete_multipart_upload
 s3._post_object = _post_object
+s3._get_object = _get_object
