@@ -36,7 +36,11 @@ def created(body: dict[str, Any]) -> Response[str]:
     return Response(status_code=int(HTTPStatus.CREATED), content_type="application/json", body=json.dumps(body))
 
 
-@app.post("/uploads", summary="Start a multipart upload")
+@app.post(
+    "/uploads",
+    summary="Start a multipart upload",
+    responses=views.responses(201, views.UploadStartedOut, "The upload has started", views.UNSUPPORTED),
+)
 def create_upload(request: Annotated[CreateUploadRequest, Body()]) -> Response[str]:
     upload = service().start(
         caller_id(app),
@@ -50,12 +54,22 @@ def create_upload(request: Annotated[CreateUploadRequest, Body()]) -> Response[s
     return created(views.started(upload))
 
 
-@app.get("/uploads", summary="List the caller's unfinished uploads")
+@app.get(
+    "/uploads",
+    summary="List the caller's unfinished uploads",
+    responses=views.responses(200, views.PendingUploadsOut, "The caller's unfinished uploads"),
+)
 def list_uploads() -> dict[str, Any]:
     return views.pending(service().list_pending(caller_id(app)))
 
 
-@app.post("/uploads/<uploadId>/parts", summary="Sign part URLs, in batches")
+@app.post(
+    "/uploads/<uploadId>/parts",
+    summary="Sign part URLs, in batches",
+    responses=views.responses(
+        200, views.SignedPartsOut, "Part URLs and the headers to send", views.FORBIDDEN, views.NOT_FOUND
+    ),
+)
 def sign_parts(uploadId: str, request: Annotated[SignPartsRequest, Body()]) -> dict[str, Any]:
     wanted = [PartRequest(part_number=number) for number in request.part_numbers or []]
     wanted += [
@@ -68,12 +82,22 @@ def sign_parts(uploadId: str, request: Annotated[SignPartsRequest, Body()]) -> d
     return views.signed(signed)
 
 
-@app.get("/uploads/<uploadId>/parts", summary="List the parts uploaded so far (to resume)")
+@app.get(
+    "/uploads/<uploadId>/parts",
+    summary="List the parts uploaded so far (to resume)",
+    responses=views.responses(200, views.UploadedPartsOut, "Every uploaded part", views.FORBIDDEN, views.NOT_FOUND),
+)
 def list_parts(uploadId: str, key: Annotated[str, Query(min_length=1, max_length=1024)]) -> dict[str, Any]:
     return views.uploaded_parts(service().list_parts(caller_id(app), uploadId, key))
 
 
-@app.post("/uploads/<uploadId>/complete", summary="Complete a multipart upload")
+@app.post(
+    "/uploads/<uploadId>/complete",
+    summary="Complete a multipart upload",
+    responses=views.responses(
+        200, views.CompletedUploadOut, "The stored object", views.FORBIDDEN, views.NOT_FOUND, views.CONFLICT
+    ),
+)
 def complete_upload(uploadId: str, request: Annotated[CompleteUploadRequest, Body()]) -> dict[str, Any]:
     parts = (
         [ClientPart(part_number=part.part_number, etag=part.etag) for part in request.parts]
@@ -83,13 +107,21 @@ def complete_upload(uploadId: str, request: Annotated[CompleteUploadRequest, Bod
     return views.completed(service().complete(caller_id(app), uploadId, request.key, parts))
 
 
-@app.delete("/uploads/<uploadId>", summary="Abort a multipart upload (idempotent)")
+@app.delete(
+    "/uploads/<uploadId>",
+    summary="Abort a multipart upload (idempotent)",
+    responses=views.responses(204, None, "Aborted (or already gone)", views.FORBIDDEN, views.NOT_FOUND),
+)
 def abort_upload(uploadId: str, key: Annotated[str, Query(min_length=1, max_length=1024)]) -> Response[str]:
     service().abort(caller_id(app), uploadId, key)
     return Response(status_code=int(HTTPStatus.NO_CONTENT), body="")
 
 
-@app.post("/uploads/form", summary="A presigned POST form for a small single-request upload")
+@app.post(
+    "/uploads/form",
+    summary="A presigned POST form for a small single-request upload",
+    responses=views.responses(201, views.FormUploadOut, "The form's URL and fields", views.UNSUPPORTED),
+)
 def form_upload(request: Annotated[FormUploadRequest, Body()]) -> Response[str]:
     upload = service().form(
         caller_id(app), filename=request.filename, content_type=request.content_type, size=request.size
@@ -97,7 +129,11 @@ def form_upload(request: Annotated[FormUploadRequest, Body()]) -> Response[str]:
     return created(views.form(upload))
 
 
-@app.get("/objects/status", summary="The validation status of one of your objects")
+@app.get(
+    "/objects/status",
+    summary="The validation status of one of your objects",
+    responses=views.responses(200, views.ObjectStatusOut, "The validator's verdict", views.FORBIDDEN, views.NOT_FOUND),
+)
 def object_status(key: Annotated[str, Query(min_length=1, max_length=1024)]) -> dict[str, Any]:
     return views.status(service().object_status(caller_id(app), key))
 

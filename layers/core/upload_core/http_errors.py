@@ -47,6 +47,12 @@ def install_error_handlers(app: ApiGatewayResolver) -> None:
     def _validation_error(error: RequestValidationError) -> Response[str]:
         return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", describe_validation_error(error))
 
+    @app.exception_handler(UnicodeDecodeError)
+    def _undecodable_body(_: UnicodeDecodeError) -> Response[str]:
+        # API Gateway passes a body that is not UTF-8 base64-encoded; Powertools' request
+        # validation then fails to decode it before any route code runs.
+        return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", "the request body is not valid UTF-8 JSON")
+
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
         return error_response(HTTPStatus.NOT_FOUND, "RouteNotFound", "no such route")
