@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from client.api import UploadedPart
 from client.checksums import Checksum, PartDigest, guess_from_listed_checksum, is_md5_etag, normalize_etag
-from client.parts import PartPlan
+from client.parts import S3_MIN_PART_SIZE, PartPlan
 
 # The API's filename rule (upload_core.keys.sanitize_filename): word characters and .-()+,@= stay,
 # anything else becomes "_", whitespace runs become one space, outer spaces and dots go.
@@ -38,14 +38,17 @@ def infer_plan(size: int, listed: Iterable[UploadedPart], part_size: int | None)
     or None when they cannot belong to a file of that size.
 
     Tried in order: the part size asked for, the largest listed part (every part but the last
-    has the plan's size), the API's default plan for that size.
+    has the plan's size; a guess under S3's 5 MiB minimum can only be a lone last part), the
+    API's default plan for that size.
     """
     parts = list(listed)
     guesses: list[int] = []
     if part_size is not None:
         guesses.append(part_size)
     if parts:
-        guesses.append(max(part.size for part in parts))
+        largest = max(part.size for part in parts)
+        if largest >= S3_MIN_PART_SIZE or largest >= size:
+            guesses.append(largest)
     guesses.append(PartPlan.default_for(size).part_size)
     for guess in guesses:
         if guess < 1:

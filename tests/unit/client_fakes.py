@@ -1,0 +1,245 @@
+"""An in-memory upload API and S3 behind a requests transport adapter, for the client's unit tests.
+
+``FakeBackend`` answers the native upload routes at http://api.test and part PUTs at
+http://s3.test the way the real ones do (Content-MD5 and checksum headers checked against the
+body, ETag = MD5 of the part, multipart ETag = MD5 of the MD5s + "-N"), and can be told to fail:
+``part_faults[n]`` is a list of failures for part n's next PUTs ("500", "slowdown", "drop",
+"expired", "corrupt": stored with a different ETag, "fatal": 403 SignatureDoesNotMatch);
+``api_faults`` a list of statuses for the next API calls. No network, no sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+API = "http://api.test"
+S3 = "http://s3.test"
+TOKEN = "token-for-tests"
+
+
+@dataclass
+class FakeUpload:
+    upload_id: str
+    key: str
+    content_type: str
+    checksum_algorithm: str | None
+    parts: dict[int, tuple[str, bytes, str | None]] = field(default_factory=dict)  # number -> (etag, data, checksum)
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # noqa: S324 - S3's ETag
+
+
+class FakeBackend(BaseAdapter):
+    def __init__(self, *, min_part_size: int = 5, default_part_size: int = 8) -> None:
+        super().__init__()
+        self.min_part_size = min_part_size
+        self.default_part_size = default_part_size
+        self.uploads: dict[str, FakeUpload] = {}
+        self.objects: dict[str, bytes] = {}
+        self.part_faults: dict[int, list[str]] = defaultdict(list)
+        self.api_faults: list[int] = []
+        self.put_log: list[tuple[int, str]] = []  # (part number, outcome)
+        self.api_log: list[tuple[str, str]] = []
+        self.signed: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.complete_etag_override: str | None = None
+        self.kms = False
+        self.on_put: Any = None  # called with the part number before a PUT is answered
+        self._lock = threading.Lock()
+
+    # ---- transport
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        url = urlsplit(request.url or "")
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+        if f"{url.scheme}://{url.netloc}" == S3:
+            return self._s3(request, url, body)
+        return self._api(request, url, body)
+
+    def close(self) -> None:
+        pass
+
+    # ---- S3
+
+    def _s3(self, request: requests.PreparedRequest, url: Any, body: bytes) -> requests.Response:
+        query = {name: values[0] for name, values in parse_qs(url.query).items()}
+        number = int(query["partNumber"])
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            fault = self.part_faults[number].pop(0) if self.part_faults[number] else None
+        try:
+            if self.on_put is not None:
+                self.on_put(number)
+            return self._s3_put(request, query, number, body, fault)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _s3_put(
+        self, request: requests.PreparedRequest, query: dict[str, str], number: int, body: bytes, fault: str | None
+    ) -> requests.Response:
+        self.put_log.append((number, fault or "ok"))
+        if fault == "drop":
+            raise requests.exceptions.ConnectionError("connection dropped (fake)")
+        if fault == "500":
+            return xml_error(500, "InternalError", "We encountered an internal error.")
+        if fault == "slowdown":
+            return xml_error(503, "SlowDown", "Please reduce your request rate.", {"Retry-After": "1"})
+        if fault == "expired":
+            return xml_error(403, "AccessDenied", "Request has expired")
+        if fault == "fatal":
+            return xml_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match")
+        upload = self.uploads.get(query["uploadId"])
+        if upload is None:
+            return xml_error(404, "NoSuchUpload", "The specified upload does not exist.")
+        headers = CaseInsensitiveDict(request.headers)
+        if "Content-MD5" in headers and headers["Content-MD5"] != base64.b64encode(hashlib.md5(body).digest()).decode():  # noqa: S324
+            return xml_error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
+        checksum = headers.get("x-amz-checksum-sha256")
+        if checksum is not None and checksum != base64.b64encode(hashlib.sha256(body).digest()).decode():
+            return xml_error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.")
+        if upload.checksum_algorithm and checksum is None:
+            return xml_error(400, "InvalidRequest", "checksum required")
+        etag = md5_hex(body) if not self.kms else uuid.uuid4().hex
+        if fault == "corrupt":
+            etag = md5_hex(body + b"!")
+        upload.parts[number] = (f'"{etag}"', body, checksum)
+        answer = {"ETag": f'"{etag}"'}
+        if self.kms:
+            answer["x-amz-server-side-encryption"] = "aws:kms"
+        if checksum is not None:
+            answer["x-amz-checksum-sha256"] = checksum
+        return response(200, b"", answer)
+
+    # ---- API
+
+    def _api(self, request: requests.PreparedRequest, url: Any, body: bytes) -> requests.Response:
+        method, path = request.method or "GET", url.path
+        self.api_log.append((method, path))
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return response(401, json.dumps({"message": "Unauthorized"}).encode())
+        if self.api_faults:
+            status = self.api_faults.pop(0)
+            return response(status, json.dumps({"message": "Service Unavailable"}).encode())
+        data: Any = json.loads(body) if body else {}
+        query = {name: values[0] for name, values in parse_qs(url.query).items()}
+        segments = [unquote(segment) for segment in path.strip("/").split("/")]
+        if method == "POST" and segments == ["uploads"]:
+            return self._create(data)
+        if method == "GET" and segments == ["uploads"]:
+            pending = [
+                {"uploadId": u.upload_id, "key": u.key, "initiated": f"2026-01-01T00:00:{i:02d}Z"}
+                for i, u in enumerate(self.uploads.values())
+            ]
+            return json_response(200, {"uploads": pending})
+        upload = self.uploads.get(segments[1]) if len(segments) > 1 else None
+        key = data.get("key") or query.get("key")
+        if upload is None or upload.key != key:
+            if method == "DELETE":
+                return response(204, b"")
+            return json_response(404, {"code": "NoSuchUpload", "message": "upload not found"})
+        if method == "POST" and segments[2:] == ["parts"]:
+            return self._sign(upload, data)
+        if method == "GET" and segments[2:] == ["parts"]:
+            listed = []
+            for number, (etag, part, checksum) in sorted(upload.parts.items()):
+                item: dict[str, Any] = {"partNumber": number, "etag": etag, "size": len(part)}
+                if checksum:
+                    item["checksum"] = checksum
+                listed.append(item)
+            return json_response(200, {"parts": listed})
+        if method == "POST" and segments[2:] == ["complete"]:
+            return self._complete(upload, data)
+        if method == "DELETE":
+            del self.uploads[upload.upload_id]
+            return response(204, b"")
+        return json_response(404, {"code": "NotFound", "message": "no such route"})
+
+    def _create(self, data: Mapping[str, Any]) -> requests.Response:
+        if not str(data["contentType"]).startswith("image/"):
+            return json_response(
+                415,
+                {"code": "UnsupportedContentType", "message": f"content type {data['contentType']!r} is not allowed"},
+            )
+        part_size = data.get("partSize") or self.default_part_size
+        if part_size < self.min_part_size:
+            return json_response(400, {"code": "InvalidPartSize", "message": "partSize too small"})
+        upload_id = uuid.uuid4().hex + "/+="  # characters that must be escaped in a path
+        key = f"uploads/tester/{uuid.uuid4().hex}/{data['filename']}"
+        self.uploads[upload_id] = FakeUpload(upload_id, key, data["contentType"], data.get("checksumAlgorithm"))
+        count = max(1, -(-data["size"] // part_size))
+        body = {"uploadId": upload_id, "key": key, "partSize": part_size, "partCount": count}
+        if data.get("checksumAlgorithm"):
+            body["checksumAlgorithm"] = data["checksumAlgorithm"]
+        return json_response(201, body)
+
+    def _sign(self, upload: FakeUpload, data: Mapping[str, Any]) -> requests.Response:
+        parts = []
+        for item in data.get("parts") or [{"partNumber": n} for n in data.get("partNumbers") or []]:
+            number = item["partNumber"]
+            self.signed.append(number)
+            headers = {}
+            if item.get("contentMd5"):
+                headers["Content-MD5"] = item["contentMd5"]
+            if item.get("checksum"):
+                headers["x-amz-checksum-sha256"] = item["checksum"]
+            url = f"{S3}/bucket/{quote(upload.key)}?uploadId={quote(upload.upload_id, safe='')}&partNumber={number}"
+            parts.append({"partNumber": number, "url": url, "headers": headers})
+        return json_response(200, {"parts": parts, "expiresAt": "2026-01-01T00:15:00Z"})
+
+    def _complete(self, upload: FakeUpload, data: Mapping[str, Any]) -> requests.Response:
+        chosen = sorted(data["parts"], key=lambda part: part["partNumber"])
+        blob = b"".join(upload.parts[part["partNumber"]][1] for part in chosen)
+        digests = b"".join(hashlib.md5(upload.parts[part["partNumber"]][1]).digest() for part in chosen)  # noqa: S324
+        etag = self.complete_etag_override or f"{md5_hex(digests)}-{len(chosen)}"
+        self.objects[upload.key] = blob
+        del self.uploads[upload.upload_id]
+        return json_response(
+            200, {"key": upload.key, "etag": f'"{etag}"', "size": len(blob), "location": f"{S3}/bucket/{upload.key}"}
+        )
+
+    # ---- helpers for tests
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        session.mount(API, self)
+        session.mount(S3, self)
+        return session
+
+    def puts_of(self, number: int) -> list[str]:
+        return [outcome for part, outcome in self.put_log if part == number]
+
+
+def response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> requests.Response:
+    answer = requests.Response()
+    answer.status_code = status
+    answer._content = body
+    answer.headers = CaseInsensitiveDict(headers or {})
+    answer.reason = {200: "OK", 201: "Created", 204: "No Content", 401: "Unauthorized"}.get(status, "Error")
+    return answer
+
+
+def json_response(status: int, body: Any) -> requests.Response:
+    return response(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+def xml_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> requests.Response:
+    xml = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+    return response(status, xml.encode(), {"Content-Type": "application/xml", **(headers or {})})
