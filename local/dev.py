@@ -21,6 +21,7 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local.demo_site import uppy_installed
 from local.s3server import PortInUseError, S3StartError
 from local.stack import LocalStack, port_from_env, token_for
 from local.template import REPO_ROOT, TemplateError, load_template
@@ -53,12 +54,14 @@ def banner(stack: LocalStack, token: str) -> str:
         f"  {route.method:<6} {route.path}{'' if route.authorized else '   (no token needed)'}"
         for route in stack.template.routes(stack.parameter_overrides)
     )
+    demo_note = "(Uppy; local only)" if uppy_installed() else "(Uppy is not installed: run scripts/bootstrap.sh)"
     return f"""
 Local stack is running (127.0.0.1 only). Ctrl-C stops it.
 
   API         {stack.api_url}
   S3          {stack.s3_endpoint}   (access key "test", secret "test", region {stack.region}, path-style)
   bucket      {stack.bucket}
+  demo page   {stack.demo_url}   {demo_note}
 
 Routes (from template.yaml):
 {routes}

@@ -276,6 +276,10 @@ class Request:
     protocol: str = "HTTP/1.1"
 
 
+# Local-only pages (the demo page), asked only for requests that no template route matches.
+LocalPages = Callable[[Request], GatewayResponse | None]
+
+
 class Gateway:
     """Routes, authorizes and invokes; everything API Gateway does between client and function."""
 
@@ -286,11 +290,13 @@ class Gateway:
         *,
         cors: Mapping[str, Any] | None = None,
         authorizers: Mapping[str, JwtAuthorizer] | None = None,
+        local_pages: LocalPages | None = None,
     ) -> None:
         self.table = RouteTable(routes)
         self._invoke = invoke
         self.cors = Cors(cors or {})
         self._authorizers = dict(authorizers or {})
+        self._local_pages = local_pages
 
     def dispatch(self, request: Request) -> GatewayResponse:
         request_id = _request_id()
@@ -308,7 +314,9 @@ class Gateway:
             return message(413, "Request Entity Too Large")
         found = self.table.match(request.method, request.raw_path)
         if found is None:
-            return message(404, "Not Found")
+            # Template routes always win: a local page can never shadow or change the API.
+            page = self._local_pages(request) if self._local_pages is not None else None
+            return page if page is not None else message(404, "Not Found")
         route = found.route
         authorizer_context: dict[str, Any] | None = None
         if route.authorized:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from local.demo_site import DemoSite
 from local.events import EventSources
 from local.functions import Functions, LocalAws
 from local.gateway import Gateway, GatewayServer
@@ -45,7 +46,8 @@ class LocalStack:
     ``s3_port`` / ``api_port``: None reads S3_PORT / API_PORT from the environment (0 if unset);
     0 picks a free port. ``parameter_overrides`` work like ``sam deploy --parameter-overrides``;
     ``env_overrides`` like ``sam local invoke --env-vars``. ``data_dir`` keeps the S3 data
-    across restarts (default: nothing is kept).
+    across restarts (default: nothing is kept). ``demo_page`` serves the local-only demo page
+    (Uppy) at ``demo_url``, outside the template's routes.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class LocalStack:
         access_log: bool = False,
         s3_log_level: str = "WARNING",
         s3_events: bool = True,
+        demo_page: bool = True,
     ) -> None:
         self._s3_port = port_from_env("S3_PORT", 0) if s3_port is None else s3_port
         self._api_port = port_from_env("API_PORT", 0) if api_port is None else api_port
@@ -72,6 +75,8 @@ class LocalStack:
         # Off only for tests of the upload path itself, which check bytes at their upload key
         # (the validator would quarantine their synthetic, non-image payloads).
         self._s3_events = s3_events
+        # The local-only demo page under /demo/ (local/demo_site.py); never a template route.
+        self._demo_page = demo_page
         self._s3 = EmbeddedS3(self._s3_port, data_dir=data_dir, log_level=s3_log_level)
         self.region = LOCAL_REGION
         self.bucket = local_bucket_name(self.template, self.parameter_overrides)
@@ -126,6 +131,7 @@ class LocalStack:
             self.functions.invoke,
             cors=self.template.http_api_cors(self.parameter_overrides),
             authorizers=self.template.jwt_authorizers(self.parameter_overrides),
+            local_pages=DemoSite(api_url=lambda: self.api_url, token=self.token_for) if self._demo_page else None,
         )
         try:
             self._server = GatewayServer(self.gateway, self._api_port, access_log=self._access_log).start()
@@ -178,6 +184,11 @@ class LocalStack:
         if self._server is None:
             raise RuntimeError("the stack is not running")
         return self._server.port
+
+    @property
+    def demo_url(self) -> str:
+        """The local-only demo page (Uppy), served by the gateway."""
+        return f"{self.api_url}/demo/"
 
     def s3_client(self) -> Any:
         """boto3 S3 client for the embedded S3 (path style, SigV4, credentials test/test)."""

@@ -1,0 +1,245 @@
+// The local demo page: Uppy's Dashboard + S3 plugin against this API, an import-from-URL box, and
+// each finished object's validation verdict. Served by the local stack under /demo/ (local only).
+//
+// @uppy/aws-s3 5.1.0 is pinned on purpose: its `endpoint` option takes `headers`, which is where
+// the bearer token goes. Uppy 6's `companionEndpoint` sends no custom headers at all.
+import { AwsS3, Dashboard, Uppy } from './vendor/uppy.min.mjs'
+
+const MIB = 1024 * 1024
+// Lower than Uppy's 100 MiB default so that small files show both paths: multipart above it,
+// one presigned POST form (GET /s3/params) at or below it.
+const MULTIPART_THRESHOLD = 8 * MIB
+// Seconds between status polls; the validator usually answers within the first few.
+const STATUS_POLL_DELAYS = [0.5, 1, 1, 2, 2, 3, 3, 5, 5, 5]
+
+const $ = (selector) => document.querySelector(selector)
+const apiInput = $('#api-url')
+const tokenInput = $('#token')
+
+function log(text) {
+  const item = document.createElement('li')
+  item.textContent = `${new Date().toLocaleTimeString()}  ${text}`
+  $('#log').append(item)
+}
+
+function apiUrl() {
+  return apiInput.value.trim().replace(/\/+$/, '') || window.location.origin
+}
+
+function authHeaders() {
+  const token = tokenInput.value.trim()
+  return token ? { authorization: `Bearer ${token}` } : {}
+}
+
+function tokenSubject(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
+    return JSON.parse(atob(payload)).sub ?? null
+  } catch {
+    return null
+  }
+}
+
+function showTokenUser() {
+  const sub = tokenSubject(tokenInput.value.trim())
+  $('#token-user').textContent = sub ? `(user “${sub}”)` : '(not a JWT)'
+}
+
+function formatBytes(size) {
+  if (size == null) return '?'
+  if (size < 1024) return `${size} B`
+  if (size < MIB) return `${(size / 1024).toFixed(1)} KiB`
+  return `${(size / MIB).toFixed(1)} MiB`
+}
+
+// API errors are {"code", "message"}; API Gateway's own are {"message"}.
+async function apiError(response) {
+  let detail = ''
+  try {
+    const body = await response.json()
+    detail = [body.code, body.message].filter(Boolean).join(': ')
+  } catch {
+    // not JSON
+  }
+  return new Error(`${response.status} ${detail || response.statusText}`)
+}
+
+async function api(method, path, body) {
+  const headers = { ...authHeaders(), accept: 'application/json' }
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  const response = await fetch(`${apiUrl()}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  if (!response.ok) throw await apiError(response)
+  return response.json()
+}
+
+// ------------------------------------------------------------------ objects and their verdicts
+
+const rows = new Map()
+
+function addObject({ key, size, via }) {
+  $('#objects-empty').hidden = true
+  $('#objects').hidden = false
+  const row = document.createElement('tr')
+  row.className = 'object'
+  row.dataset.key = key
+  row.dataset.status = 'pending'
+  for (const name of ['key', 'size', 'via', 'status', 'tags']) {
+    const cell = document.createElement('td')
+    cell.className = name
+    row.append(cell)
+  }
+  row.querySelector('.key').textContent = key
+  row.querySelector('.size').textContent = formatBytes(size)
+  row.querySelector('.via').textContent = via
+  $('#objects tbody').prepend(row)
+  rows.set(key, row)
+  showStatus(row, { status: 'pending', tags: {} }, 'checking…')
+  pollStatus(key, row)
+}
+
+function showStatus(row, verdict, note = '') {
+  row.dataset.status = verdict.status
+  const status = row.querySelector('.status')
+  status.replaceChildren()
+  const badge = document.createElement('span')
+  badge.className = `badge ${verdict.status}`
+  badge.textContent = verdict.status
+  status.append(badge)
+  const reason = verdict.status === 'valid' ? '' : verdict.reason
+  const extra = [reason, verdict.quarantined ? 'quarantined' : '', note].filter(Boolean).join(' · ')
+  if (extra) {
+    const detail = document.createElement('span')
+    detail.className = 'muted small detail'
+    detail.textContent = ` ${extra}`
+    status.append(detail)
+  }
+  const tags = row.querySelector('.tags')
+  tags.replaceChildren()
+  for (const [name, value] of Object.entries(verdict.tags ?? {}).sort()) {
+    const tag = document.createElement('code')
+    tag.className = 'tag'
+    tag.dataset.name = name
+    tag.textContent = `${name}=${value}`
+    tags.append(tag, ' ')
+  }
+}
+
+// The validator runs asynchronously after S3's ObjectCreated event: poll until it has decided.
+async function pollStatus(key, row) {
+  for (const delay of STATUS_POLL_DELAYS) {
+    await new Promise((resolve) => setTimeout(resolve, delay * 1000))
+    let verdict
+    try {
+      verdict = await api('GET', `/objects/status?key=${encodeURIComponent(key)}`)
+    } catch (error) {
+      showStatus(row, { status: 'pending', tags: {} }, `status: ${error.message}`)
+      continue
+    }
+    showStatus(row, verdict)
+    if (verdict.status !== 'pending') {
+      log(`${key}: ${verdict.status}${verdict.reason ? ` (${verdict.reason})` : ''}`)
+      return
+    }
+  }
+  showStatus(row, { status: 'pending', tags: {} }, 'still pending; reload the page to look again')
+}
+
+// ------------------------------------------------------------------ Uppy
+
+const uppy = new Uppy({ id: 'demo', autoProceed: false, debug: false })
+  .use(Dashboard, {
+    inline: true,
+    target: '#uploader',
+    height: 360,
+    width: '100%',
+    showProgressDetails: true,
+    proudlyDisplayPoweredByUppy: false,
+    note: 'JPEG, PNG, GIF, WebP or AVIF; the API refuses other types.',
+  })
+  .use(AwsS3, {
+    id: 'S3',
+    endpoint: apiUrl(),
+    headers: authHeaders(),
+    shouldUseMultipart: (file) => (file.size ?? 0) > MULTIPART_THRESHOLD,
+    // The API records the original filename itself; Uppy's other meta fields are not for S3.
+    allowedMetaFields: [],
+  })
+
+function configureUploads() {
+  uppy.getPlugin('S3').setOptions({ endpoint: apiUrl(), headers: authHeaders() })
+  showTokenUser()
+}
+apiInput.addEventListener('change', configureUploads)
+tokenInput.addEventListener('input', configureUploads)
+
+uppy.on('upload-success', (file, response) => {
+  const key = response?.body?.key ?? file.s3Multipart?.key
+  const via = file.s3Multipart?.uploadId ? 'multipart' : 'POST form'
+  log(`uploaded ${file.name} → ${key} (${via})`)
+  addObject({ key, size: file.size, via })
+})
+uppy.on('upload-error', (file, error) => {
+  log(`upload of ${file?.name} failed: ${error?.message ?? error}`)
+})
+uppy.on('complete', (result) => {
+  log(`batch finished: ${result.successful?.length ?? 0} uploaded, ${result.failed?.length ?? 0} failed`)
+})
+
+// ------------------------------------------------------------------ import from URL
+
+$('#import-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const url = $('#import-url').value.trim()
+  const message = $('#import-message')
+  const button = $('#import-button')
+  button.disabled = true
+  message.className = 'small'
+  message.textContent = `Importing ${url}…`
+  try {
+    const imported = await api('POST', '/imports', { url })
+    message.textContent = `Imported ${formatBytes(imported.size)} of ${imported.contentType} as ${imported.key}`
+    log(`imported ${url} → ${imported.key}`)
+    addObject({ key: imported.key, size: imported.size, via: 'import' })
+  } catch (error) {
+    message.className = 'small error'
+    message.textContent = `Import refused: ${error.message}`
+    log(`import of ${url} failed: ${error.message}`)
+  } finally {
+    button.disabled = false
+  }
+})
+
+// ------------------------------------------------------------------ start-up
+
+async function loadLocalConfig() {
+  // config.json exists only where the local stack serves this page: it names the API and hands
+  // out a local token (the local authorizer does not check signatures; a real API would refuse it).
+  try {
+    const response = await fetch('config.json', { cache: 'no-store' })
+    if (!response.ok) throw new Error(`${response.status}`)
+    const config = await response.json()
+    apiInput.value = config.apiUrl ?? ''
+    tokenInput.value = config.token ?? ''
+    $('#config-note').textContent =
+      `Local token for “${config.user}”, issued by the local stack (unsigned: only the local API accepts it). ` +
+      'Paste another token to upload as someone else.'
+  } catch (error) {
+    $('#config-note').textContent = `No local configuration (${error.message}): enter the API URL and a token.`
+  }
+  configureUploads()
+}
+
+$('#multipart-threshold').textContent = formatBytes(MULTIPART_THRESHOLD)
+$('#versions').textContent =
+  `@uppy/core ${Uppy.VERSION} · @uppy/dashboard ${Dashboard.VERSION} · @uppy/aws-s3 ${AwsS3.VERSION}`
+document.body.dataset.awsS3Version = AwsS3.VERSION
+await loadLocalConfig()
+document.body.dataset.ready = 'true'
+log('ready')
+
+// For the browser test and the console: the Uppy instance.
+window.uppy = uppy

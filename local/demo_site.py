@@ -1,0 +1,86 @@
+"""The demo page (local/demo/) as the local gateway serves it under /demo/. LOCAL ONLY.
+
+None of this is in template.yaml or the deployed API: the local gateway asks ``DemoSite`` only
+for requests that no template route matches, so it can never shadow or change a product route.
+
+    GET /demo/              the page (index.html), its script and stylesheet
+    GET /demo/vendor/...    Uppy's prebuilt bundle from local/demo/node_modules (npm ci)
+    GET /demo/config.json   the API's URL and a fresh local token for user "demo-user"
+
+The token is as unsigned as every local token (see local/tokens.py): handing it to anyone who
+asks is harmless here because the local authorizer accepts any well-formed token anyway, and
+no real API Gateway accepts it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.gateway import GatewayResponse, Request, message
+
+DEMO_DIR = Path(__file__).with_name("demo")
+DEMO_USER = "demo-user"
+PREFIX = "/demo"
+
+# Only these files are served: a fixed map leaves no path to traverse.
+_JS = "text/javascript; charset=utf-8"
+_CSS = "text/css; charset=utf-8"
+FILES: dict[str, tuple[str, str]] = {
+    "/demo/": ("index.html", "text/html; charset=utf-8"),
+    "/demo/demo.js": ("demo.js", _JS),
+    "/demo/demo.css": ("demo.css", _CSS),
+    "/demo/vendor/uppy.min.mjs": ("node_modules/uppy/dist/uppy.min.mjs", _JS),
+    "/demo/vendor/uppy.min.mjs.map": ("node_modules/uppy/dist/uppy.min.mjs.map", "application/json"),
+    "/demo/vendor/uppy.min.css": ("node_modules/uppy/dist/uppy.min.css", _CSS),
+}
+NOT_INSTALLED = "Uppy is not installed for the demo page: run scripts/bootstrap.sh (it runs `npm ci` in local/demo)."
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSite:
+    """Answers GET/HEAD under /demo; returns None for every other request.
+
+    ``api_url`` and ``token`` are called per request: the API's URL is known only once the
+    gateway listens, and each page load gets a token that has not expired.
+    """
+
+    api_url: Callable[[], str]
+    token: Callable[[str], str]
+    root: Path = DEMO_DIR
+    user: str = DEMO_USER
+
+    def __call__(self, request: Request) -> GatewayResponse | None:
+        path = request.raw_path
+        if request.method not in ("GET", "HEAD") or not (path == PREFIX or path.startswith(PREFIX + "/")):
+            return None
+        if path == PREFIX:
+            return GatewayResponse(301, [("location", PREFIX + "/")])
+        if path == f"{PREFIX}/config.json":
+            return self._config()
+        found = FILES.get(path)
+        if found is None:
+            return message(404, "Not Found")
+        relative, content_type = found
+        try:
+            body = (self.root / relative).read_bytes()
+        except FileNotFoundError:
+            if relative.startswith("node_modules/"):
+                return GatewayResponse(503, [("content-type", "text/plain; charset=utf-8")], NOT_INSTALLED.encode())
+            return message(404, "Not Found")
+        return GatewayResponse(200, [("content-type", content_type), ("cache-control", "no-cache")], body)
+
+    def _config(self) -> GatewayResponse:
+        document = {"apiUrl": self.api_url(), "user": self.user, "token": self.token(self.user)}
+        return GatewayResponse(
+            200,
+            [("content-type", "application/json"), ("cache-control", "no-store")],
+            json.dumps(document).encode(),
+        )
+
+
+def uppy_installed(root: Path = DEMO_DIR) -> bool:
+    """Whether Uppy's bundle is there (``npm ci`` in local/demo has run)."""
+    return (root / FILES["/demo/vendor/uppy.min.mjs"][0]).is_file()
