@@ -5,7 +5,7 @@ PY := .venv/bin/python
 SAM := .venv-sam/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup dev token test unit integration lint typecheck validate build invoke clean
+.PHONY: setup dev token upload test unit integration lint typecheck validate build invoke clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -15,6 +15,11 @@ dev: setup  ## run the whole API locally (embedded S3 + API gateway + validator 
 
 token: setup  ## print a local JWT for a user: make token SUB=alice
 	@$(PY) -m local.dev --token $(or $(SUB),local-user)
+
+upload: setup  ## upload a file to the running local stack with the CLI: make upload FILE=photo.png [SUB=alice]
+	@UPLOAD_API_URL=$${UPLOAD_API_URL:-http://127.0.0.1:$${API_PORT:-3000}} \
+	UPLOAD_API_TOKEN=$${UPLOAD_API_TOKEN:-$$($(PY) -m local.dev --token $(or $(SUB),local-user))} \
+	$(PY) -m client put $(FILE)
 
 test: setup  ## lint, type-check and run every test
 	$(PY) -m ruff check .

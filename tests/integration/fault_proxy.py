@@ -8,6 +8,7 @@ to answer it with a failure S3 can give, or to hold it. Everything else is forwa
     with FaultProxy() as proxy:
         proxy.fail_every = 5          # every 5th part PUT fails (500, dropped connection, SlowDown, expiry)
         proxy.pass_limit = 3          # or: forward 3 part PUTs, then hold the next ones, never forwarding them
+        proxy.delay_first_put = 4.0   # or: forward the first part PUT only after 4 s (its URL expires)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class FaultProxy:
     def __init__(self) -> None:
         self.fail_every: int | None = None
         self.pass_limit: int | None = None
+        self.delay_first_put: float = 0.0  # seconds the first part PUT waits before it is forwarded
         self.puts: list[PartPut] = []
         self.held = threading.Event()  # set once a PUT past pass_limit is being held
         self._release = threading.Event()
@@ -72,9 +74,11 @@ class FaultProxy:
 
     # ---- what tests read and change
 
-    def reset(self, *, fail_every: int | None = None, pass_limit: int | None = None) -> None:
+    def reset(
+        self, *, fail_every: int | None = None, pass_limit: int | None = None, delay_first_put: float = 0.0
+    ) -> None:
         with self._lock:
-            self.fail_every, self.pass_limit = fail_every, pass_limit
+            self.fail_every, self.pass_limit, self.delay_first_put = fail_every, pass_limit, delay_first_put
             self.puts = []
             self._seen = self._forwarded = 0
             self.held.clear()
@@ -103,7 +107,7 @@ class FaultProxy:
             if self.fail_every and self._seen % self.fail_every == 0:
                 return FAILURES[(self._seen // self.fail_every - 1) % len(FAILURES)]
             self._forwarded += 1
-            return "forward"
+            return "delay" if self._seen == 1 and self.delay_first_put else "forward"
 
     def _relay(self, handler: BaseHTTPRequestHandler) -> None:
         target = urlsplit(handler.path)
@@ -112,6 +116,8 @@ class FaultProxy:
         query = parse_qs(target.query)
         part = int(query["partNumber"][0]) if handler.command == "PUT" and "partNumber" in query else None
         decision = self._decide(part is not None)
+        if decision == "delay":
+            threading.Event().wait(self.delay_first_put)  # long enough for its URL to expire
         if decision == "hold":
             self.held.set()
             self._release.wait(60)

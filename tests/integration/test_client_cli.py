@@ -197,6 +197,25 @@ def test_a_run_where_a_fifth_of_part_puts_fail_still_ends_byte_identical(
     assert "expired" in done.stderr  # the re-signing was reported
 
 
+URL_EXPIRY_SECONDS = 3
+
+
+def test_a_part_whose_url_really_expired_is_signed_again(proxy: FaultProxy, tmp_path: Path) -> None:
+    # Given part URLs that live 3 s, and a first PUT that reaches S3 only after 4.5 s
+    overrides = {"UrlExpirySeconds": str(URL_EXPIRY_SECONDS)}
+    with LocalStack(s3_port=0, api_port=0, parameter_overrides=overrides, s3_events=False) as short_lived:
+        path, data = random_file(tmp_path, 2 * MIB)
+        proxy.reset(delay_first_put=URL_EXPIRY_SECONDS + 1.5)
+        # When the file is uploaded through the proxy
+        done = run_cli("put", str(path), "--json", env=cli_env(short_lived, "cli-expiry", proxy))
+        # Then S3 itself refused the late PUT as expired, and the CLI signed a new URL and finished
+        assert done.returncode == 0, done.stderr
+        assert [(put.part_number, put.status, put.injected) for put in proxy.puts] == [(1, 403, None), (1, 200, None)]
+        assert "the URL expired; signing a new one" in done.stderr
+        key = json.loads(done.stdout)["key"]
+        assert stored(short_lived.s3_client(), short_lived.bucket, key) == data
+
+
 # ------------------------------------------------------------------------------------------ interrupt and resume
 
 
