@@ -49,7 +49,8 @@ class PutResult:
         if self.status is None:
             return self.message
         detail = f"{self.status} {self.code}".strip()
-        return f"{detail}: {self.message}" if self.message else detail
+        message = self.message.rstrip(".")
+        return f"{detail}: {message}" if message else detail
 
 
 def put_part(

@@ -129,7 +129,8 @@ class Uploader:
     Whatever it is, each part's ETag is compared with its MD5 where S3 makes it one.
     ``retries``: retries per API call and per part. ``session``: a ``requests.Session`` to use
     (proxies, certificates, adapters). ``state_files``: keep ``<file>.upload-state.json`` next to
-    the source while uploading. ``log``: receives one-line notices (retries, aborts, warnings).
+    the source while uploading. ``log``: receives one-line notices (retries, aborts, warnings),
+    possibly from worker threads.
     ``sleep`` and ``retry_policy`` are for tests and tuning.
     """
 
@@ -437,7 +438,9 @@ class Uploader:
         data, digest = run.source.read(offset, length, run.checksum)
         listed = run.existing.get(number)
         if listed is not None and part_matches(listed, length, digest, run.recorded_etags):
-            return _PartDone(number, listed.etag, digest, length, sent=False, etag_is_md5=is_md5_etag(listed.etag))
+            # Its ETag counts as an MD5 only if it is this part's MD5 (SSE-KMS ETags look alike).
+            is_md5 = normalize_etag(listed.etag) == digest.md5_hex
+            return _PartDone(number, listed.etag, digest, length, sent=False, etag_is_md5=is_md5)
         signed: list[SignedPart] = []  # the current URL, if any (a list so the closure can replace it)
 
         def attempt() -> _PartDone:

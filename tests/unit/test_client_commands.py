@@ -24,6 +24,7 @@ from client.errors import (
     TransferError,
     exit_code_for,
 )
+from client.progress import ProgressBar
 
 ENV = {"UPLOAD_API_URL": API, "UPLOAD_API_TOKEN": TOKEN}
 
@@ -201,3 +202,27 @@ def test_api_errors_are_typed_by_status_and_code(
 def test_an_error_without_json_uses_the_reason() -> None:
     error = api_error(response(502, b"<html>Bad Gateway</html>"))
     assert (error.status, error.message) == (502, "Error")
+
+
+def test_the_progress_bar_shows_bytes_and_rate_and_keeps_notices_apart() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar("photo.jpg", enabled=True, stream=stream)
+    bar(0, 3 * 1024 * 1024)
+    bar(1024 * 1024, 3 * 1024 * 1024)
+    bar.write("part 2: 500 InternalError; retrying")
+    bar(3 * 1024 * 1024, 3 * 1024 * 1024)
+    bar(1024, 3 * 1024 * 1024)  # never goes back
+    bar.close()
+    text = stream.getvalue()
+    assert "photo.jpg: 100%" in text and "3.00M/3.00M" in text and "B/s" in text
+    assert "part 2: 500 InternalError; retrying\n" in text
+
+
+def test_a_disabled_progress_bar_prints_only_notices() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar("photo.jpg", enabled=False, stream=stream)
+    bar(0, 10)
+    bar.write("notice")
+    bar(10, 10)
+    bar.close()
+    assert stream.getvalue() == "notice\n"

@@ -66,4 +66,4 @@ def test_errors_are_classified(status: int, code: str, message: str, outcome: Ou
 def test_a_slow_down_carries_retry_after() -> None:
     result = classify(503, {"Retry-After": "2"}, xml("SlowDown", "Please reduce your request rate."))
     assert result.retry_after == 2.0
-    assert result.describe() == "503 SlowDown: Please reduce your request rate."
+    assert result.describe() == "503 SlowDown: Please reduce your request rate"

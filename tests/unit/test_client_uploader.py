@@ -430,3 +430,27 @@ def test_options_are_checked(backend: FakeBackend) -> None:
         Uploader(API, TOKEN, concurrency=0)
     with pytest.raises(ValueError, match="checksum"):
         Uploader(API, TOKEN, checksum="sha512")  # type: ignore[arg-type]
+
+
+def test_a_kms_resume_with_every_part_already_stored_completes_without_false_alarms(
+    backend: FakeBackend, sleeps: list[float], tmp_path: Path
+) -> None:
+    # Given an SSE-KMS upload whose five parts are all in S3 (the last one recorded in the state
+    # file by hand, as if the process died just before completing)
+    backend.kms = True
+    backend.complete_etag_override = "e" * 32 + "-5"  # KMS multipart ETags are not MD5-based
+    path = write(tmp_path, DATA)
+    backend.part_faults[5] = ["fatal"]
+    with pytest.raises(TransferError):
+        make_uploader(backend, sleeps, concurrency=1).upload(path, keep_parts=True)
+    (upload,) = backend.uploads.values()
+    upload.parts[5] = ('"' + "a" * 32 + '"', DATA[20:], None)
+    state = json.loads(state_path(path).read_text())
+    state["etags"]["5"] = '"' + "a" * 32 + '"'
+    state_path(path).write_text(json.dumps(state))
+    backend.put_log.clear()
+    # When it is resumed / Then nothing is sent and the KMS ETags are not mistaken for bad MD5s
+    result = make_uploader(backend, sleeps).resume(path)
+    assert backend.put_log == []
+    assert (result.parts_sent, result.parts_reused) == (0, 5)
+    assert backend.objects[result.key] == DATA
