@@ -57,8 +57,9 @@ def chromium_executable() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # Module scope: its event loop must not outlive the browser tests into other modules' tests.
     with sync_playwright() as running:
         yield running
 
