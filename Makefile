@@ -21,6 +21,8 @@ upload: setup  ## upload a file to the running local stack with the CLI: make up
 	UPLOAD_API_TOKEN=$${UPLOAD_API_TOKEN:-$$($(PY) -m local.dev --token $(or $(SUB),local-user))} \
 	$(PY) -m client put $(FILE)
 
+# The browser test needs Debian's Chromium: the setup installs it (as root) for `make test`.
+test: export WITH_BROWSER := 1
 test: setup  ## lint, type-check and run every test
 	$(PY) -m ruff check .
 	$(PY) -m mypy
@@ -31,6 +33,10 @@ unit: setup
 
 integration: setup
 	$(PY) -m pytest tests/integration
+
+e2e: export WITH_BROWSER := 1
+e2e: setup  ## the demo page driven in headless Chromium
+	$(PY) -m pytest tests/e2e
 
 lint: setup
 	$(PY) -m ruff check .
@@ -49,4 +55,4 @@ invoke: setup  ## run one function on one event without Docker: make invoke FUNC
 	@$(PY) -m local.invoke $(FUNCTION) $(EVENT)
 
 clean:
-	rm -rf .venv .venv-sam .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-sam .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache local/demo/node_modules
