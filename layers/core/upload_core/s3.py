@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
-from upload_core.errors import Conflict, InvalidRequest, NotFound, UploadError, UpstreamError
+from upload_core.errors import Conflict, InvalidRequest, NotFound, UploadError, UpstreamError, UpstreamTimeout
+from upload_core.observability import logger
 from upload_core.settings import Settings
 
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
@@ -57,11 +59,22 @@ class ObjectHead:
     version_id: str | None
 
 
+class StorageBusy(UploadError):
+    """S3 asked us to slow down (503 SlowDown) and kept asking through the client's retries."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "StorageBusy"
+
+
 def storage_error(error: ClientError | BotoCoreError, *, missing: str = "not found") -> UploadError:
     """Turn an S3 error into a domain error without leaking S3's message or request ids."""
+    if isinstance(error, ReadTimeoutError | ConnectTimeoutError):
+        return UpstreamTimeout("the storage service did not answer in time", code="StorageTimeout")
     if isinstance(error, BotoCoreError):
         return UpstreamError("the storage service could not be reached", code="StorageUnavailable")
     code = error.response.get("Error", {}).get("Code", "")
+    if code in ("SlowDown", "ServiceUnavailable", "503"):
+        return StorageBusy("the storage service is busy; retry later")
     if code in ("NoSuchUpload", "NoSuchKey", "404", "NotFound", "NoSuchVersion"):
         return NotFound(missing)
     if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "InvalidDigest", "BadDigest"):
@@ -108,9 +121,33 @@ class S3Gateway:
         if checksum_algorithm:
             params["ChecksumAlgorithm"] = checksum_algorithm
         try:
-            return str(self.client.create_multipart_upload(**params)["UploadId"])
+            response = self.client.create_multipart_upload(**params)
         except (ClientError, BotoCoreError) as error:
+            # An attempt may have created an upload whose answer was lost on the way back.
+            self._abort_uploads_at(key)
             raise storage_error(error) from error
+        upload_id = str(response["UploadId"])
+        if response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            # The client retried: an earlier attempt may have created an upload too, which
+            # nobody would ever complete or abort. The key is new, so any other upload at it
+            # is one of those.
+            self._abort_uploads_at(key, keep=upload_id)
+        return upload_id
+
+    def _abort_uploads_at(self, key: str, *, keep: str | None = None) -> None:
+        """Best effort: the bucket's lifecycle rule is the backstop when S3 is still failing."""
+        try:
+            listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+            strays = [u["UploadId"] for u in listed.get("Uploads", []) if u["Key"] == key and u["UploadId"] != keep]
+            for upload_id in strays:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (ClientError, BotoCoreError):
+            logger.warning("could not clean up after a failed CreateMultipartUpload", extra={"key": key})
+            return
+        if strays:
+            logger.info(
+                "aborted uploads left by lost CreateMultipartUpload answers", extra={"key": key, "count": len(strays)}
+            )
 
     def presign_upload_part(
         self,
@@ -378,9 +415,10 @@ def build_s3_client(settings: Settings) -> Any:
     endpoint = settings.s3_endpoint_url or f"https://s3.{settings.region}.amazonaws.com"
     config = Config(
         signature_version="s3v4",
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
-        read_timeout=30,
+        # total_max_attempts counts the first attempt too (botocore's max_attempts counts only retries).
+        retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
+        connect_timeout=settings.s3_connect_timeout_seconds,
+        read_timeout=settings.s3_read_timeout_seconds,
         # Path style for local emulators; virtual-hosted style (S3's default) on AWS.
         s3={"addressing_style": "path" if settings.s3_endpoint_url else "virtual"},
         # Send a checksum only when S3 requires one: presigned part URLs must not gain

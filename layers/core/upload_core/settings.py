@@ -17,6 +17,9 @@ S3_MAX_OBJECT_SIZE = S3_MAX_PART_SIZE * S3_MAX_PARTS  # ~48.8 TiB
 S3_MAX_SINGLE_PUT = 5 * GIB
 # A SigV4 presigned URL lives at most 7 days.
 S3_MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# More attempts than this only keep a caller waiting on an S3 that is down.
+S3_MAX_CLIENT_ATTEMPTS = 10
+MAX_S3_TIMEOUT_SECONDS = 900.0  # Lambda's longest Timeout
 
 
 class SettingsError(ValueError):
@@ -38,6 +41,12 @@ class Settings:
     max_parts_per_request: int
     quarantine_prefix: str
     s3_endpoint_url: str | None
+    # The S3 client's patience. Its worst case, s3_max_attempts x (connect + read) plus the
+    # retries' backoff, must fit in the function's Timeout: otherwise a stalled S3 shows as a
+    # Lambda timeout (a bare 5xx from API Gateway) instead of a clean 504.
+    s3_connect_timeout_seconds: float = 5.0
+    s3_read_timeout_seconds: float = 30.0
+    s3_max_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +68,9 @@ class Settings:
             max_parts_per_request=reader.integer("MAX_PARTS_PER_REQUEST", 1000, minimum=1),
             quarantine_prefix=reader.text("QUARANTINE_PREFIX", "quarantine").strip("/"),
             s3_endpoint_url=source.get("S3_ENDPOINT_URL") or None,
+            s3_connect_timeout_seconds=reader.seconds("S3_CONNECT_TIMEOUT_SECONDS", 5.0),
+            s3_read_timeout_seconds=reader.seconds("S3_READ_TIMEOUT_SECONDS", 30.0),
+            s3_max_attempts=reader.integer("S3_MAX_ATTEMPTS", 3, minimum=1),
         )
         settings._check()
         return settings
@@ -80,6 +92,8 @@ class Settings:
             raise SettingsError(f"URL_EXPIRY_SECONDS must be at most {S3_MAX_PRESIGN_SECONDS} (7 days)")
         if self.max_parts_per_request > S3_MAX_PARTS:
             raise SettingsError(f"MAX_PARTS_PER_REQUEST must be at most {S3_MAX_PARTS}")
+        if self.s3_max_attempts > S3_MAX_CLIENT_ATTEMPTS:
+            raise SettingsError(f"S3_MAX_ATTEMPTS must be at most {S3_MAX_CLIENT_ATTEMPTS}")
         if not self.allowed_content_types:
             raise SettingsError("ALLOWED_CONTENT_TYPES must name at least one type")
 
@@ -96,6 +110,18 @@ class _Reader:
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         return env_integer(self._env, name, default, minimum=minimum)
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self._env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if not 0 < value <= MAX_S3_TIMEOUT_SECONDS:
+            raise SettingsError(f"{name} must be more than 0 and at most {MAX_S3_TIMEOUT_SECONDS:g}, got {raw!r}")
+        return value
 
     def content_types(self, name: str, default: str) -> frozenset[str]:
         raw = self._env.get(name) or default

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from upload_core import keys, object_meta, parts
 from upload_core.content_types import ensure_allowed
-from upload_core.errors import InvalidRequest, NotFound, TooLarge
+from upload_core.errors import Conflict, InvalidRequest, NotFound, TooLarge, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger, metrics
 from upload_core.s3 import CHECKSUM_ALGORITHMS, PendingUpload, S3Gateway, UploadedPart
 from upload_core.settings import Settings
@@ -221,17 +221,34 @@ class UploadService:
             )
         except NotFound:
             return self._already_completed(owner, key)
+        except (UpstreamError, UpstreamTimeout, Conflict):
+            # S3 may have completed it and only its answers were lost (a retry then finds the
+            # upload gone, or the object in the way of If-None-Match): the object tells.
+            try:
+                stored = self._stored_object(owner, key)
+            except UploadError:
+                stored = None
+            if stored is None:
+                raise
+            return stored
         metrics.add_metric(name="UploadsCompleted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesUploaded", unit=MetricUnit.Bytes, value=total)
         logger.info("upload completed", extra={"key": key, "upload_id": upload_id, "size": total})
         return CompletedUpload(key=key, etag=completed.etag, size=total, location=completed.location)
 
     def _already_completed(self, owner: str, key: str) -> CompletedUpload:
+        stored = self._stored_object(owner, key)
+        if stored is None:
+            raise NotFound("upload not found", code="NoSuchUpload")
+        return stored
+
+    def _stored_object(self, owner: str, key: str) -> CompletedUpload | None:
+        """The caller's object at `key`, if there is one (the key is unique to one upload)."""
         head = self._s3.head_object(key)
         if head is None or head.metadata.get(object_meta.OWNER_META) != object_meta.system_metadata(owner, "").get(
             object_meta.OWNER_META
         ):
-            raise NotFound("upload not found", code="NoSuchUpload")
+            return None
         return CompletedUpload(key=key, etag=head.etag, size=head.size, location=self._s3.object_url(key))
 
     # --- abort -----------------------------------------------------------------------------------
