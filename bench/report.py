@@ -1,0 +1,87 @@
+"""What the benchmarks share: import paths, the machine's description, medians, BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+# What Lambda puts on sys.path for these functions: the layer and each function's own directory.
+CODE_PATHS = [ROOT / "layers" / "core", ROOT / "functions" / "uploads", ROOT / "functions" / "imports", ROOT]
+
+
+def use_code_paths() -> None:
+    """Lets `python -m bench.x` import the functions and the core package without PYTHONPATH."""
+    for path in reversed(CODE_PATHS):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+    except OSError:
+        pass
+    return "RAM unknown"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def machine_line() -> str:
+    """One line: CPU, cores (nproc), memory, OS, Python, date and commit."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    return (
+        f"Machine: {_cpu_model()}, {os.cpu_count()} cores (nproc), {_memory()}, {platform.system()} "
+        f"{platform.release()}, {platform.python_implementation()} {platform.python_version()}. "
+        f"Date: {today}, commit {_commit()}."
+    )
+
+
+def command_line(module: str, argv: Sequence[str]) -> str:
+    return " ".join([".venv/bin/python", "-m", module, *(shlex.quote(arg) for arg in argv)])
+
+
+def write_section(heading: str, section: str) -> None:
+    """Replace the section that starts with `heading` in BENCHMARKS.md (other sections are kept), or append it."""
+    text = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = [*section.rstrip("\n").splitlines(), ""]
+        text = "\n".join(lines).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    BENCHMARKS.write_text(text, encoding="utf-8")
