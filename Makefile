@@ -5,7 +5,7 @@ PY := .venv/bin/python
 SAM := .venv-sam/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup dev token upload test unit integration lint typecheck validate build invoke clean
+.PHONY: setup dev token upload test unit integration lint typecheck validate build invoke bench clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -53,6 +53,14 @@ build: setup  ## sam build (needs python3.13 on PATH: setup provides it)
 
 invoke: setup  ## run one function on one event without Docker: make invoke FUNCTION=UploadsFunction EVENT=events/uploads-create.json
 	@$(PY) -m local.invoke $(FUNCTION) $(EVENT)
+
+bench: setup  ## every benchmark, figures written into BENCHMARKS.md (about 15 minutes; bench/README.md)
+	$(PY) -m bench.throughput --write
+	$(PY) -m bench.control_plane --write
+	$(PY) -m bench.cold_start --write
+	$(PY) -m bench.import_vs_naive --write
+	PYTHONPATH=layers/core $(PY) -m bench.import_memory --write
+	PYTHONPATH=layers/core $(PY) -m bench.validator_bytes --write
 
 clean:
 	rm -rf .venv .venv-sam .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache local/demo/node_modules
