@@ -564,6 +564,7 @@ EXPECTED_PERMISSIONS = {
     },
     "ImportsFunction": {
         OBJECTS_ARN_EXPR: {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"},
+        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads"},
     },
 }
 
@@ -767,3 +768,16 @@ def test_samconfig_environments_never_share_a_stack_or_a_bucket(samconfig: dict[
     assert len(set(stacks)) == len(stacks)
     assert None not in prefixes
     assert len(set(prefixes)) == len(prefixes)
+
+
+@pytest.mark.parametrize("function_id", ["UploadsFunction", "ImportsFunction", "ValidatorFunction"])
+def test_s3_client_patience_fits_in_the_function_timeout(template: dict[str, Any], function_id: str) -> None:
+    # A stalled S3 must end in the function's own clean error, not in a Lambda timeout.
+    function = template["Resources"][function_id]["Properties"]
+    timeout = function.get("Timeout", template["Globals"]["Function"].get("Timeout", 3))
+    variables = function.get("Environment", {}).get("Variables", {})
+    settings = Settings.from_env(
+        {"BUCKET_NAME": "b", **{k: str(v) for k, v in variables.items() if k.startswith("S3_")}}
+    )
+    worst = settings.s3_max_attempts * (settings.s3_connect_timeout_seconds + settings.s3_read_timeout_seconds)
+    assert worst < timeout, (function_id, worst, timeout)
