@@ -34,6 +34,7 @@ from typing import Any
 
 import requests
 
+from bench.report import write_section
 from local.s3server import EmbeddedS3, s3_client
 from upload_core.import_settings import ImportSettings
 from upload_core.remote_import import RemoteImportService
@@ -43,7 +44,6 @@ from upload_core.settings import Settings
 MIB = 1024 * 1024
 BUCKET = "bench-imports"
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 HEADING = "## Remote import"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BLOCK = bytes(range(256)) * 4096  # 1 MiB
@@ -171,20 +171,6 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Replace the "## Remote import" section of BENCHMARKS.md (others' sections are kept), or append it."""
-    text = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    if HEADING in lines:
-        start = lines.index(HEADING)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = [*section.rstrip("\n").splitlines(), ""]
-        text = "\n".join(lines).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    BENCHMARKS.write_text(text, encoding="utf-8")
-
-
 # ------------------------------------------------------------------------------------------ child
 
 
@@ -225,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(run(sizes))
     print(section)
     if args.write:
-        write_section(section)
+        write_section(HEADING, section)
     return 0
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.report import write_section
 from local.s3server import EmbeddedS3
 from local.template import LOCAL_REGION
 from tests import image_corpus as corpus
@@ -35,7 +36,6 @@ MIB = 1024 * 1024
 BUCKET = "bench-validator"
 PART_SIZE = 64 * MIB
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 HEADING = "## Validator"
 
 
@@ -178,20 +178,6 @@ def markdown(rows: list[Row], runs: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Replace the "## Validator" section of BENCHMARKS.md (others' sections are kept), or append it."""
-    text = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    if HEADING in lines:
-        start = lines.index(HEADING)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = [*section.rstrip("\n").splitlines(), ""]
-        text = "\n".join(lines).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    BENCHMARKS.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,100,1024", help="object sizes in MiB, comma-separated")
@@ -202,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(run(sizes, args.runs), args.runs)
     print(section)
     if args.write:
-        write_section(section)
+        write_section(HEADING, section)
     return 0
 
 
