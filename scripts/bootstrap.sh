@@ -11,9 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-python=$(scripts/find-python313.sh)
+# Resolved to the real interpreter: when .tools/bin is already on PATH (make puts it there), the
+# search may find our own link, and linking that to itself would break it.
+python=$(readlink -f "$(scripts/find-python313.sh)")
 mkdir -p .tools/bin
-ln -sf "$python" .tools/bin/python3.13
+if [ "$python" != "$(readlink -f .tools/bin/python3.13 2>/dev/null)" ]; then
+  ln -sfn "$python" .tools/bin/python3.13
+fi
 
 stamp() { cat "$@" | sha256sum | cut -c1-16; }
 

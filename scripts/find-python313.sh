@@ -9,8 +9,11 @@ BUILT="$CACHE_DIR/python3.13/bin/python3.13"
 
 works() { [ -n "$1" ] && "$1" -c 'import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; }
 
-candidate=$(command -v python3.13 2>/dev/null || true)
-if works "$candidate"; then echo "$candidate"; exit 0; fi
+# Every python3.13 on PATH, resolved (a link of ours in .tools/bin resolves to its target).
+for candidate in $(which -a python3.13 2>/dev/null || true); do
+  candidate=$(readlink -f "$candidate" 2>/dev/null || true)
+  if works "$candidate"; then echo "$candidate"; exit 0; fi
+done
 
 if command -v pyenv >/dev/null 2>&1; then
   for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$' | sort -V -r); do
