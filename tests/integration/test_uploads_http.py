@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -186,3 +187,20 @@ def test_form_upload_enforces_size_type_and_key(api: Any, s3: Any, bucket: str) 
     assert head["ContentType"] == "image/png"
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=form["key"])["TagSet"]}
     assert "upload-status" in tags
+
+
+@pytest.mark.parametrize("filename", ["été 日本 + plus.png", "a%20b&c=d?.png", "💾 disk.png"])
+def test_unicode_and_reserved_characters_in_filenames_survive_the_round_trip(
+    api: Any, s3: Any, bucket: str, filename: str
+) -> None:
+    data = pattern(5 * MIB + 10, seed=len(filename))
+    upload = create(api, data, filename=filename)
+    assert upload["key"].rsplit("/", 1)[1]  # a sanitised, non-empty last segment
+    signed = sign(api, upload, [1, 2])
+    for number in (1, 2):
+        assert put_part(signed[number], chunk(data, upload, number)).status_code == 200
+    done = api.request("POST", f"/uploads/{upload['uploadId']}/complete", json={"key": upload["key"]})
+    assert done.status_code == 200, done.text
+    assert stored(s3, bucket, upload["key"]) == data
+    head = s3.head_object(Bucket=bucket, Key=upload["key"])
+    assert unquote(head["Metadata"]["original-filename"]) == filename
