@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from typing import Any
 
 import requests
 
-from bench.report import write_section
+from bench.report import command_line, machine_line, write_section
 from local.s3server import EmbeddedS3, s3_client
 from upload_core.import_settings import ImportSettings
 from upload_core.remote_import import RemoteImportService
@@ -142,7 +141,7 @@ def run(sizes: list[int]) -> list[Row]:
     return rows
 
 
-def markdown(rows: list[Row]) -> str:
+def markdown(rows: list[Row], argv: list[str]) -> str:
     lines = [
         HEADING,
         "",
@@ -151,7 +150,8 @@ def markdown(rows: list[Row]) -> str:
         "process. *streaming* is `RemoteImportService.import_url` (the POST /imports path, 8 MiB",
         "parts); *naive* is `requests.get(url).content` followed by one `put_object`. *Before* is",
         "the process after its imports and client set-up; *growth* is what the import added.",
-        f"Machine: {platform.machine()}, CPython {platform.python_version()}.",
+        machine_line(),
+        f"Command: `{command_line('bench.import_memory', argv)}`",
         "",
         "| variant | file | peak before | peak after | growth | time |",
         "|---|---|---|---|---|---|",
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.url, args.endpoint)))
         return 0
     sizes = [int(item) for item in args.sizes.split(",") if item.strip()]
-    section = markdown(run(sizes))
+    section = markdown(run(sizes), list(sys.argv[1:] if argv is None else argv))
     print(section)
     if args.write:
         write_section(HEADING, section)

@@ -14,7 +14,6 @@ of the whole object is measured too.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report import write_section
+from bench.report import command_line, machine_line, write_section
 from local.s3server import EmbeddedS3
 from local.template import LOCAL_REGION
 from tests import image_corpus as corpus
@@ -149,17 +148,17 @@ def human(size: int) -> str:
     return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size / 1024:.0f} KiB"
 
 
-def markdown(rows: list[Row], runs: int) -> str:
+def markdown(rows: list[Row], runs: int, argv: list[str]) -> str:
     lines = [
         HEADING,
         "",
         "`bench/validator_bytes.py`: the validation service against the embedded S3 (MiniStack on",
-        "127.0.0.1, real HTTP range requests; an unversioned bucket, because MiniStack 1.5 ignores",
-        "Range on GETs that name a version), default settings (64 KiB head, up to 1 MiB when the",
+        "127.0.0.1, real HTTP range requests), default settings (64 KiB head, up to 1 MiB when the",
         f"header runs on, 8 KiB tail). Time is the median of {runs} validations (HEAD, tags, range GETs,",
         "inspection, tagging); the last column is one plain GET of the whole object, for contrast",
         "(over loopback; across a network that time grows with the size, the validator's does not).",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}.",
+        machine_line(),
+        f"Command: `{command_line('bench.validator_bytes', argv)}`",
         "",
         "| object | size | verdict | range requests | bytes read | time per object | whole-object GET |",
         "|---|---|---|---|---|---|---|",
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
     args = parser.parse_args(argv)
     sizes = [int(item) for item in args.sizes.split(",") if item.strip()]
-    section = markdown(run(sizes, args.runs), args.runs)
+    section = markdown(run(sizes, args.runs), args.runs, list(sys.argv[1:] if argv is None else argv))
     print(section)
     if args.write:
         write_section(HEADING, section)
