@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from upload_core.settings import MIB, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, SettingsError, env_integer
+from upload_core.settings import (
+    MIB,
+    S3_MAX_PART_SIZE,
+    S3_MAX_PARTS,
+    S3_MIN_PART_SIZE,
+    SettingsError,
+    env_integer,
+    env_seconds,
+)
 from upload_core.ssrf import Allowlist, DestinationPolicy
 
 DEFAULT_MAX_BYTES = 50 * MIB
@@ -40,9 +48,9 @@ class ImportSettings:
         source = os.environ if env is None else env
         settings = cls(
             max_bytes=env_integer(source, "IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=1),
-            timeout_seconds=_seconds(source, "IMPORT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS),
-            connect_timeout_seconds=_seconds(source, "IMPORT_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS),
-            read_timeout_seconds=_seconds(source, "IMPORT_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_SECONDS),
+            timeout_seconds=env_seconds(source, "IMPORT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS),
+            connect_timeout_seconds=env_seconds(source, "IMPORT_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS),
+            read_timeout_seconds=env_seconds(source, "IMPORT_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_SECONDS),
             allowed_ports=_ports(source, "IMPORT_ALLOWED_PORTS"),
             allowed_destinations=_allowlist(source, "IMPORT_ALLOWED_DESTINATIONS"),
             max_redirects=env_integer(source, "IMPORT_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, minimum=0),
@@ -67,19 +75,6 @@ class ImportSettings:
 def _raw(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     return value.strip() if value is not None and value.strip() else None
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 900:  # Lambda's own maximum run time
-        raise SettingsError(f"{name} must be more than 0 and at most 900 seconds, got {raw}")
-    return value
 
 
 def _ports(env: Mapping[str, str], name: str) -> frozenset[int]:

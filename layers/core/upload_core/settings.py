@@ -19,7 +19,7 @@ S3_MAX_SINGLE_PUT = 5 * GIB
 S3_MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # More attempts than this only keep a caller waiting on an S3 that is down.
 S3_MAX_CLIENT_ATTEMPTS = 10
-MAX_S3_TIMEOUT_SECONDS = 900.0  # Lambda's longest Timeout
+MAX_LAMBDA_SECONDS = 900.0  # Lambda's longest Timeout: no wait in a function can be longer
 
 
 class SettingsError(ValueError):
@@ -112,16 +112,7 @@ class _Reader:
         return env_integer(self._env, name, default, minimum=minimum)
 
     def seconds(self, name: str, default: float) -> float:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-        if not 0 < value <= MAX_S3_TIMEOUT_SECONDS:
-            raise SettingsError(f"{name} must be more than 0 and at most {MAX_S3_TIMEOUT_SECONDS:g}, got {raw!r}")
-        return value
+        return env_seconds(self._env, name, default)
 
     def content_types(self, name: str, default: str) -> frozenset[str]:
         raw = self._env.get(name) or default
@@ -139,6 +130,20 @@ def env_integer(env: Mapping[str, str], name: str, default: int, *, minimum: int
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration setting: the default when unset or blank, else more than 0 and at most Lambda's 900 s."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= MAX_LAMBDA_SECONDS:
+        raise SettingsError(f"{name} must be more than 0 and at most {MAX_LAMBDA_SECONDS:g} seconds, got {raw!r}")
     return value
 
 
