@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -16,20 +15,16 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from caller import caller_id
+from service_factory import service
 from upload_core import object_meta
 from upload_core.errors import InvalidRequest, UploadError
 from upload_core.http_errors import json_body
 from upload_core.settings import get_settings
-from upload_core.uploads import ClientPart, PartRequest, UploadService
+from upload_core.uploads import ClientPart, PartRequest
 from upload_views import iso
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 _PART_NUMBER = re.compile(r"^[1-9][0-9]{0,4}$")
-
-
-@cache
-def service() -> UploadService:
-    return UploadService(get_settings())
 
 
 def _json(body: Any, status: int = HTTPStatus.OK) -> Response[str]:

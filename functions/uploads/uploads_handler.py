@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -15,21 +14,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 import companion_routes
 import upload_views as views
 from caller import caller_id
+from service_factory import service
 from upload_core.http_errors import install_error_handlers
 from upload_core.observability import logger, metrics, tracer
 from upload_core.settings import get_settings
-from upload_core.uploads import ClientPart, PartRequest, UploadService
+from upload_core.uploads import ClientPart, PartRequest
 from upload_schemas import CompleteUploadRequest, CreateUploadRequest, FormUploadRequest, SignPartsRequest
 
 settings = get_settings()  # fail at start, not on the first request, when a setting is wrong
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
 app.include_router(companion_routes.router)
-
-
-@cache
-def service() -> UploadService:
-    return UploadService(settings)
 
 
 def created(body: dict[str, Any]) -> Response[str]:

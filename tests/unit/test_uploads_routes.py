@@ -267,3 +267,8 @@ def test_object_status_route(invoke: Invoke, s3_client: Any) -> None:
     }
     status, payload = invoke("GET", "/objects/status", query={"key": upload["key"]}, sub="mallory")
     assert status == 403
+
+
+def test_native_and_companion_routes_share_one_service_and_client(invoke: Invoke) -> None:
+    # One UploadService per container, so one boto3 client, whichever routes a request takes
+    assert uploads_handler.service() is companion_routes.service()
