@@ -6,19 +6,20 @@ value here must stop that function at start, not the upload functions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 
+from pydantic import Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
 from upload_core.settings import (
+    FROM_ENVIRONMENT,
     MIB,
     S3_MAX_PART_SIZE,
     S3_MAX_PARTS,
     S3_MIN_PART_SIZE,
-    SettingsError,
-    env_integer,
-    env_seconds,
+    Seconds,
+    read_environment,
 )
 from upload_core.ssrf import Allowlist, DestinationPolicy
 
@@ -26,77 +27,67 @@ DEFAULT_MAX_BYTES = 50 * MIB
 DEFAULT_TIMEOUT_SECONDS = 20.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_READ_TIMEOUT_SECONDS = 10.0
-DEFAULT_ALLOWED_PORTS = "80,443"
+DEFAULT_ALLOWED_PORTS = frozenset({80, 443})
 DEFAULT_MAX_REDIRECTS = 3
 MAX_REDIRECTS_LIMIT = 10
 DEFAULT_PART_SIZE = 8 * MIB
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, config=FROM_ENVIRONMENT)
 class ImportSettings:
-    max_bytes: int
-    timeout_seconds: float
-    connect_timeout_seconds: float
-    read_timeout_seconds: float
-    allowed_ports: frozenset[int]
-    allowed_destinations: Allowlist
-    max_redirects: int
-    part_size: int
+    max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, validation_alias="IMPORT_MAX_BYTES")
+    timeout_seconds: Seconds = Field(DEFAULT_TIMEOUT_SECONDS, validation_alias="IMPORT_TIMEOUT_SECONDS")
+    connect_timeout_seconds: Seconds = Field(DEFAULT_CONNECT_TIMEOUT_SECONDS, validation_alias="IMPORT_CONNECT_TIMEOUT")
+    read_timeout_seconds: Seconds = Field(DEFAULT_READ_TIMEOUT_SECONDS, validation_alias="IMPORT_READ_TIMEOUT")
+    allowed_ports: frozenset[int] = Field(DEFAULT_ALLOWED_PORTS, validation_alias="IMPORT_ALLOWED_PORTS")
+    # Nothing internal is reachable unless named here (tests allow 127.0.0.1; production never does).
+    allowed_destinations: Allowlist = Field(Allowlist.parse(""), validation_alias="IMPORT_ALLOWED_DESTINATIONS")
+    max_redirects: int = Field(
+        DEFAULT_MAX_REDIRECTS, ge=0, le=MAX_REDIRECTS_LIMIT, validation_alias="IMPORT_MAX_REDIRECTS"
+    )
+    part_size: int = Field(
+        DEFAULT_PART_SIZE, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE, validation_alias="IMPORT_PART_SIZE"
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ImportSettings:
-        source = os.environ if env is None else env
-        settings = cls(
-            max_bytes=env_integer(source, "IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=1),
-            timeout_seconds=env_seconds(source, "IMPORT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS),
-            connect_timeout_seconds=env_seconds(source, "IMPORT_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS),
-            read_timeout_seconds=env_seconds(source, "IMPORT_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_SECONDS),
-            allowed_ports=_ports(source, "IMPORT_ALLOWED_PORTS"),
-            allowed_destinations=_allowlist(source, "IMPORT_ALLOWED_DESTINATIONS"),
-            max_redirects=env_integer(source, "IMPORT_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, minimum=0),
-            part_size=env_integer(source, "IMPORT_PART_SIZE", DEFAULT_PART_SIZE, minimum=S3_MIN_PART_SIZE),
-        )
-        settings._check()
-        return settings
+        return read_environment(cls, env)
 
-    def _check(self) -> None:
-        if self.max_redirects > MAX_REDIRECTS_LIMIT:
-            raise SettingsError(f"IMPORT_MAX_REDIRECTS must be at most {MAX_REDIRECTS_LIMIT}")
-        if self.part_size > S3_MAX_PART_SIZE:
-            raise SettingsError(f"IMPORT_PART_SIZE must be at most {S3_MAX_PART_SIZE} (S3's limit)")
+    @field_validator("allowed_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        ports: set[int] = set()
+        for item in (text.strip() for text in value.split(",")):
+            if not item:
+                continue
+            if not item.isdigit() or not 1 <= int(item) <= 65535:
+                raise ValueError(f"must list port numbers (1-65535), got {item!r}")
+            ports.add(int(item))
+        if not ports:
+            raise ValueError("must name at least one port")
+        return frozenset(ports)
+
+    @field_validator("allowed_destinations", mode="before")
+    @classmethod
+    def _allowlist(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return Allowlist.parse(value)
+        except ValueError as error:
+            raise ValueError(f"is not an allowlist: {error}") from None
+
+    @model_validator(mode="after")
+    def _fits_in_parts(self) -> ImportSettings:
         if -(-self.max_bytes // self.part_size) > S3_MAX_PARTS:
-            raise SettingsError(f"IMPORT_MAX_BYTES / IMPORT_PART_SIZE must not exceed {S3_MAX_PARTS} parts")
+            raise ValueError(f"IMPORT_MAX_BYTES / IMPORT_PART_SIZE must not exceed {S3_MAX_PARTS} parts")
+        return self
 
     @property
     def destination_policy(self) -> DestinationPolicy:
         return DestinationPolicy(allowed_ports=self.allowed_ports, allowlist=self.allowed_destinations)
-
-
-def _raw(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    return value.strip() if value is not None and value.strip() else None
-
-
-def _ports(env: Mapping[str, str], name: str) -> frozenset[int]:
-    raw = _raw(env, name) or DEFAULT_ALLOWED_PORTS
-    ports: set[int] = set()
-    for item in raw.split(","):
-        text = item.strip()
-        if not text:
-            continue
-        if not text.isdigit() or not 1 <= int(text) <= 65535:
-            raise SettingsError(f"{name} must list port numbers (1-65535), got {text!r}")
-        ports.add(int(text))
-    if not ports:
-        raise SettingsError(f"{name} must name at least one port")
-    return frozenset(ports)
-
-
-def _allowlist(env: Mapping[str, str], name: str) -> Allowlist:
-    try:
-        return Allowlist.parse(env.get(name) or "")
-    except ValueError as error:
-        raise SettingsError(f"{name}: {error}") from None
 
 
 @cache

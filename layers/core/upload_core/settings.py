@@ -1,11 +1,21 @@
-"""Configuration, read once from environment variables into a typed, validated object."""
+"""Configuration, read once from environment variables into typed, validated objects.
+
+Each settings class is a frozen pydantic dataclass with one field per variable, named by its
+`validation_alias`; `read_environment` fills one from the environment and turns pydantic's
+errors into a `SettingsError` with one line per bad variable. (A pydantic dataclass rather than a
+BaseModel, so that `dataclasses.replace` still derives a variant, as the tests do.)
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass, is_pydantic_dataclass
+from pydantic_core import ErrorDetails
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -21,130 +31,141 @@ S3_MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 S3_MAX_CLIENT_ATTEMPTS = 10
 MAX_LAMBDA_SECONDS = 900.0  # Lambda's longest Timeout: no wait in a function can be longer
 
+# Fields are filled from their environment names; by field name too, so that
+# `dataclasses.replace(settings, max_upload_bytes=...)` validates its changes again.
+FROM_ENVIRONMENT = ConfigDict(validate_by_alias=True, validate_by_name=True, arbitrary_types_allowed=True)
+
+# A wait inside a function: more than nothing, and never longer than the function may run.
+Seconds = Annotated[float, Field(gt=0, le=MAX_LAMBDA_SECONDS, allow_inf_nan=False)]
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; raised at start so a bad deployment fails loudly."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, config=FROM_ENVIRONMENT)
 class Settings:
-    bucket_name: str
-    region: str
-    upload_prefix: str
-    max_upload_bytes: int
-    max_form_upload_bytes: int
-    allowed_content_types: frozenset[str]
-    url_expiry_seconds: int
-    min_part_size: int
-    max_part_size: int
-    default_part_size: int
-    max_parts_per_request: int
-    quarantine_prefix: str
-    s3_endpoint_url: str | None
+    bucket_name: str = Field(validation_alias="BUCKET_NAME")
+    region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    upload_prefix: str = Field("uploads", validation_alias="UPLOAD_PREFIX")
+    max_upload_bytes: int = Field(10 * GIB, ge=1, le=S3_MAX_OBJECT_SIZE, validation_alias="MAX_UPLOAD_BYTES")
+    max_form_upload_bytes: int = Field(100 * MIB, ge=1, le=S3_MAX_SINGLE_PUT, validation_alias="MAX_FORM_UPLOAD_BYTES")
+    allowed_content_types: frozenset[str] = Field(
+        frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif"}),
+        validation_alias="ALLOWED_CONTENT_TYPES",
+    )
+    url_expiry_seconds: int = Field(900, ge=1, le=S3_MAX_PRESIGN_SECONDS, validation_alias="URL_EXPIRY_SECONDS")
+    min_part_size: int = Field(S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, validation_alias="MIN_PART_SIZE")
+    max_part_size: int = Field(
+        S3_MAX_PART_SIZE, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE, validation_alias="MAX_PART_SIZE"
+    )
+    default_part_size: int = Field(8 * MIB, ge=S3_MIN_PART_SIZE, validation_alias="DEFAULT_PART_SIZE")
+    max_parts_per_request: int = Field(1000, ge=1, le=S3_MAX_PARTS, validation_alias="MAX_PARTS_PER_REQUEST")
+    quarantine_prefix: str = Field("quarantine", validation_alias="QUARANTINE_PREFIX")
+    s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
     # The S3 client's patience. Its worst case, s3_max_attempts x (connect + read) plus the
     # retries' backoff, must fit in the function's Timeout: otherwise a stalled S3 shows as a
     # Lambda timeout (a bare 5xx from API Gateway) instead of a clean 504.
-    s3_connect_timeout_seconds: float = 5.0
-    s3_read_timeout_seconds: float = 30.0
-    s3_max_attempts: int = 3
+    s3_connect_timeout_seconds: Seconds = Field(5.0, validation_alias="S3_CONNECT_TIMEOUT_SECONDS")
+    s3_read_timeout_seconds: Seconds = Field(30.0, validation_alias="S3_READ_TIMEOUT_SECONDS")
+    s3_max_attempts: int = Field(3, ge=1, le=S3_MAX_CLIENT_ATTEMPTS, validation_alias="S3_MAX_ATTEMPTS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        source = os.environ if env is None else env
-        reader = _Reader(source)
-        settings = cls(
-            bucket_name=reader.text("BUCKET_NAME"),
-            region=reader.text("AWS_REGION", source.get("AWS_DEFAULT_REGION", "us-east-1")),
-            upload_prefix=reader.text("UPLOAD_PREFIX", "uploads").strip("/"),
-            max_upload_bytes=reader.integer("MAX_UPLOAD_BYTES", 10 * GIB, minimum=1),
-            max_form_upload_bytes=reader.integer("MAX_FORM_UPLOAD_BYTES", 100 * MIB, minimum=1),
-            allowed_content_types=reader.content_types(
-                "ALLOWED_CONTENT_TYPES", "image/jpeg,image/png,image/gif,image/webp,image/avif"
-            ),
-            url_expiry_seconds=reader.integer("URL_EXPIRY_SECONDS", 900, minimum=1),
-            min_part_size=reader.integer("MIN_PART_SIZE", S3_MIN_PART_SIZE, minimum=S3_MIN_PART_SIZE),
-            max_part_size=reader.integer("MAX_PART_SIZE", S3_MAX_PART_SIZE, minimum=S3_MIN_PART_SIZE),
-            default_part_size=reader.integer("DEFAULT_PART_SIZE", 8 * MIB, minimum=S3_MIN_PART_SIZE),
-            max_parts_per_request=reader.integer("MAX_PARTS_PER_REQUEST", 1000, minimum=1),
-            quarantine_prefix=reader.text("QUARANTINE_PREFIX", "quarantine").strip("/"),
-            s3_endpoint_url=source.get("S3_ENDPOINT_URL") or None,
-            s3_connect_timeout_seconds=reader.seconds("S3_CONNECT_TIMEOUT_SECONDS", 5.0),
-            s3_read_timeout_seconds=reader.seconds("S3_READ_TIMEOUT_SECONDS", 30.0),
-            s3_max_attempts=reader.integer("S3_MAX_ATTEMPTS", 3, minimum=1),
-        )
-        settings._check()
-        return settings
+        return read_environment(cls, env)
 
-    def _check(self) -> None:
-        if not self.upload_prefix or "//" in self.upload_prefix:
-            raise SettingsError("UPLOAD_PREFIX must be a non-empty path without empty segments")
-        if not self.quarantine_prefix or self.quarantine_prefix == self.upload_prefix:
-            raise SettingsError("QUARANTINE_PREFIX must be set and differ from UPLOAD_PREFIX")
-        if self.max_part_size > S3_MAX_PART_SIZE:
-            raise SettingsError(f"MAX_PART_SIZE must be at most {S3_MAX_PART_SIZE} (S3's limit)")
+    @field_validator("upload_prefix", "quarantine_prefix")
+    @classmethod
+    def _key_prefix(cls, value: str) -> str:
+        prefix = value.strip("/")
+        if not prefix or "//" in prefix:
+            raise ValueError(f"must be a non-empty path without empty segments, got {value!r}")
+        return prefix
+
+    @field_validator("allowed_content_types", mode="before")
+    @classmethod
+    def _content_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = frozenset(item.strip().lower() for item in value.split(",") if item.strip())
+            if not value:
+                raise ValueError("must name at least one type")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.quarantine_prefix == self.upload_prefix:
+            raise ValueError("QUARANTINE_PREFIX must differ from UPLOAD_PREFIX")
         if not self.min_part_size <= self.default_part_size <= self.max_part_size:
-            raise SettingsError("DEFAULT_PART_SIZE must lie between MIN_PART_SIZE and MAX_PART_SIZE")
-        if self.max_upload_bytes > S3_MAX_OBJECT_SIZE:
-            raise SettingsError(f"MAX_UPLOAD_BYTES must be at most {S3_MAX_OBJECT_SIZE} (S3's limit)")
-        if self.max_form_upload_bytes > S3_MAX_SINGLE_PUT:
-            raise SettingsError(f"MAX_FORM_UPLOAD_BYTES must be at most {S3_MAX_SINGLE_PUT} (S3's limit)")
-        if self.url_expiry_seconds > S3_MAX_PRESIGN_SECONDS:
-            raise SettingsError(f"URL_EXPIRY_SECONDS must be at most {S3_MAX_PRESIGN_SECONDS} (7 days)")
-        if self.max_parts_per_request > S3_MAX_PARTS:
-            raise SettingsError(f"MAX_PARTS_PER_REQUEST must be at most {S3_MAX_PARTS}")
-        if self.s3_max_attempts > S3_MAX_CLIENT_ATTEMPTS:
-            raise SettingsError(f"S3_MAX_ATTEMPTS must be at most {S3_MAX_CLIENT_ATTEMPTS}")
-        if not self.allowed_content_types:
-            raise SettingsError("ALLOWED_CONTENT_TYPES must name at least one type")
+            raise ValueError("DEFAULT_PART_SIZE must lie between MIN_PART_SIZE and MAX_PART_SIZE")
+        return self
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
+def read_environment[T](model: type[T], env: Mapping[str, str] | None = None, **given: Any) -> T:
+    """One settings object from the variables its fields name; `given` supplies values (by
+    variable or field name) that the environment may override.
 
-    def text(self, name: str, default: str | None = None) -> str:
-        value = self._env.get(name, default)
-        if value is None or not value.strip():
-            raise SettingsError(f"{name} must be set")
-        return value.strip()
-
-    def integer(self, name: str, default: int, *, minimum: int) -> int:
-        return env_integer(self._env, name, default, minimum=minimum)
-
-    def seconds(self, name: str, default: float) -> float:
-        return env_seconds(self._env, name, default)
-
-    def content_types(self, name: str, default: str) -> frozenset[str]:
-        raw = self._env.get(name) or default
-        return frozenset(item.strip().lower() for item in raw.split(",") if item.strip())
-
-
-def env_integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    """An integer setting: the default when unset or blank, a clear error when malformed or too small."""
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
+    A blank variable counts as unset, as CloudFormation passes an empty Parameter as "".
+    """
+    source = os.environ if env is None else env
+    present = {name: source[name].strip() for name in _variables(model) if source.get(name, "").strip()}
     try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
+        return TypeAdapter(model).validate_python({**given, **present})
+    except ValidationError as error:
+        raise SettingsError(_explain(error)) from None
 
 
-def env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    """A duration setting: the default when unset or blank, else more than 0 and at most Lambda's 900 s."""
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= MAX_LAMBDA_SECONDS:
-        raise SettingsError(f"{name} must be more than 0 and at most {MAX_LAMBDA_SECONDS:g} seconds, got {raw!r}")
-    return value
+def _variables(model: type[object]) -> list[str]:
+    if not is_pydantic_dataclass(model):
+        raise TypeError(f"{model.__name__} is not a pydantic dataclass")
+    names: list[str] = []
+    for field in model.__pydantic_fields__.values():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.append(alias)
+        elif isinstance(alias, AliasChoices):
+            names.extend(choice for choice in alias.choices if isinstance(choice, str))
+    return names
+
+
+def _explain(error: ValidationError) -> str:
+    """One line per bad variable, naming it and the value it had."""
+    lines: dict[str, str] = {}
+    for detail in error.errors():
+        name = ".".join(str(part) for part in detail["loc"])
+        lines.setdefault(name, _line(name, detail))
+    return "\n".join(lines.values())
+
+
+def _line(name: str, detail: ErrorDetails) -> str:
+    context = detail.get("ctx", {})
+    got = f", got {detail['input']!r}"
+    match detail["type"]:
+        case "missing":
+            return f"{name} must be set"
+        case "int_parsing" | "int_from_float" | "int_type":
+            return f"{name} must be an integer{got}"
+        case "float_parsing" | "float_type":
+            return f"{name} must be a number{got}"
+        case "finite_number":
+            return f"{name} must be a finite number{got}"
+        case "greater_than_equal":
+            return f"{name} must be at least {_number(context['ge'])}{got}"
+        case "greater_than":
+            return f"{name} must be more than {_number(context['gt'])}{got}"
+        case "less_than_equal":
+            return f"{name} must be at most {_number(context['le'])}{got}"
+        case "enum":
+            return f"{name} must be {context['expected']}{got}"
+        case "value_error" if not name:
+            return str(context["error"])  # a check across variables names them itself
+        case "value_error":
+            return f"{name} {context['error']}"
+        case _:
+            return f"{name} is not valid ({detail['msg']}){got}"
+
+
+def _number(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @cache

@@ -1,20 +1,22 @@
 """The validator's own settings (limits, prefixes, quarantine), read once from the environment.
 
 The shared Settings (bucket, region, upload prefix, allowed types, MAX_UPLOAD_BYTES) come from
-settings.py; these are the variables only the validator function has.
+settings.py; these are the variables only the validator function has. One field per variable:
+a new limit is one more field here (and one more argument where `limits` is built).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
+
+from pydantic import Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from upload_core.image_types import IMAGE_TYPES
 from upload_core.inspection import InspectionLimits
-from upload_core.settings import MIB, Settings, SettingsError, env_integer, get_settings
+from upload_core.settings import FROM_ENVIRONMENT, MIB, Settings, get_settings, read_environment
 
 KIB = 1024
 
@@ -29,57 +31,80 @@ class QuarantineAction(StrEnum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, config=FROM_ENVIRONMENT)
 class ValidatorSettings:
-    validated_prefixes: tuple[str, ...]
-    quarantine_prefix: str
-    quarantine_action: QuarantineAction
-    head_bytes: int
-    max_head_bytes: int
-    tail_bytes: int
-    limits: InspectionLimits
+    # Defaults that follow the shared Settings are given by `from_env`.
+    validated_prefixes: tuple[str, ...] = Field(validation_alias="VALIDATED_PREFIXES")
+    quarantine_prefix: str = Field("quarantine/", validation_alias="QUARANTINE_PREFIX")
+    quarantine_action: QuarantineAction = Field(QuarantineAction.MOVE, validation_alias="QUARANTINE_ACTION")
+    head_bytes: int = Field(64 * KIB, ge=KIB, validation_alias="INSPECT_HEAD_BYTES")
+    max_head_bytes: int = Field(MIB, ge=KIB, validation_alias="INSPECT_MAX_HEAD_BYTES")
+    tail_bytes: int = Field(8 * KIB, ge=64, validation_alias="INSPECT_TAIL_BYTES")
+    max_object_bytes: int = Field(ge=1, validation_alias="MAX_OBJECT_BYTES")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, validation_alias="MAX_IMAGE_PIXELS")
+    max_width: int = Field(DEFAULT_MAX_DIMENSION, ge=1, validation_alias="MAX_IMAGE_WIDTH")
+    max_height: int = Field(DEFAULT_MAX_DIMENSION, ge=1, validation_alias="MAX_IMAGE_HEIGHT")
+    max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, validation_alias="MAX_FRAMES")
+    # Not a variable of its own: the shared ALLOWED_CONTENT_TYPES that the validator can check.
+    allowed_types: frozenset[str]
 
     @classmethod
     def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> ValidatorSettings:
-        source = os.environ if env is None else env
-        action = source.get("QUARANTINE_ACTION", "move").strip().lower() or "move"
-        if action not in {item.value for item in QuarantineAction}:
-            raise SettingsError(f"QUARANTINE_ACTION must be 'move' or 'delete', got {action!r}")
-        head_bytes = env_integer(source, "INSPECT_HEAD_BYTES", 64 * KIB, minimum=KIB)
-        validator = cls(
-            validated_prefixes=_prefixes(source.get("VALIDATED_PREFIXES") or f"{settings.upload_prefix}/"),
-            quarantine_prefix=_prefix(source.get("QUARANTINE_PREFIX") or "quarantine/", "QUARANTINE_PREFIX"),
-            quarantine_action=QuarantineAction(action),
-            head_bytes=head_bytes,
-            max_head_bytes=env_integer(source, "INSPECT_MAX_HEAD_BYTES", MIB, minimum=head_bytes),
-            tail_bytes=env_integer(source, "INSPECT_TAIL_BYTES", 8 * KIB, minimum=64),
-            limits=InspectionLimits(
-                max_object_bytes=env_integer(
-                    source,
-                    "MAX_OBJECT_BYTES",
-                    max(settings.max_upload_bytes, settings.max_form_upload_bytes),
-                    minimum=1,
-                ),
-                max_pixels=env_integer(source, "MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, minimum=1),
-                max_width=env_integer(source, "MAX_IMAGE_WIDTH", DEFAULT_MAX_DIMENSION, minimum=1),
-                max_height=env_integer(source, "MAX_IMAGE_HEIGHT", DEFAULT_MAX_DIMENSION, minimum=1),
-                max_frames=env_integer(source, "MAX_FRAMES", DEFAULT_MAX_FRAMES, minimum=1),
-                allowed_types=frozenset(settings.allowed_content_types & IMAGE_TYPES.keys()),
-            ),
+        return read_environment(
+            cls,
+            env,
+            VALIDATED_PREFIXES=f"{settings.upload_prefix}/",
+            MAX_OBJECT_BYTES=max(settings.max_upload_bytes, settings.max_form_upload_bytes),
+            allowed_types=frozenset(settings.allowed_content_types & IMAGE_TYPES.keys()),
         )
-        validator._check()
-        return validator
 
-    def _check(self) -> None:
+    @cached_property
+    def limits(self) -> InspectionLimits:
+        return InspectionLimits(
+            max_object_bytes=self.max_object_bytes,
+            max_pixels=self.max_pixels,
+            max_width=self.max_width,
+            max_height=self.max_height,
+            max_frames=self.max_frames,
+            allowed_types=self.allowed_types,
+        )
+
+    @field_validator("validated_prefixes", mode="before")
+    @classmethod
+    def _prefixes(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        prefixes = tuple(dict.fromkeys(_prefix(str(item)) for item in items if str(item).strip()))
+        if not prefixes:
+            raise ValueError("must name at least one prefix")
+        return prefixes
+
+    @field_validator("quarantine_prefix")
+    @classmethod
+    def _quarantine_prefix(cls, value: str) -> str:
+        return _prefix(value)
+
+    @field_validator("quarantine_action", mode="before")
+    @classmethod
+    def _action(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ValidatorSettings:
+        if self.max_head_bytes < self.head_bytes:
+            raise ValueError(
+                f"INSPECT_MAX_HEAD_BYTES must be at least INSPECT_HEAD_BYTES ({self.head_bytes}), "
+                f"got {self.max_head_bytes}"
+            )
         # The quarantine must lie outside every validated prefix: a moved object would otherwise
         # be validated again, and the bucket notification would loop.
         for prefix in self.validated_prefixes:
             if self.quarantine_prefix.startswith(prefix) or prefix.startswith(self.quarantine_prefix):
-                raise SettingsError(
-                    f"QUARANTINE_PREFIX {self.quarantine_prefix!r} overlaps validated prefix {prefix!r}"
-                )
-        if not self.limits.allowed_types:
-            raise SettingsError("ALLOWED_CONTENT_TYPES names no image type the validator can check")
+                raise ValueError(f"QUARANTINE_PREFIX {self.quarantine_prefix!r} overlaps validated prefix {prefix!r}")
+        if not self.allowed_types:
+            raise ValueError("ALLOWED_CONTENT_TYPES names no image type the validator can check")
+        return self
 
     def is_validated(self, key: str) -> bool:
         return key.startswith(self.validated_prefixes)
@@ -88,18 +113,11 @@ class ValidatorSettings:
         return f"{self.quarantine_prefix}{key}"
 
 
-def _prefix(raw: str, name: str) -> str:
+def _prefix(raw: str) -> str:
     value = raw.strip().strip("/")
     if not value or "//" in value:
-        raise SettingsError(f"{name} must be a non-empty key prefix without empty segments, got {raw!r}")
+        raise ValueError(f"must be a non-empty key prefix without empty segments, got {raw!r}")
     return f"{value}/"
-
-
-def _prefixes(raw: str) -> tuple[str, ...]:
-    prefixes = tuple(dict.fromkeys(_prefix(item, "VALIDATED_PREFIXES") for item in raw.split(",") if item.strip()))
-    if not prefixes:
-        raise SettingsError("VALIDATED_PREFIXES must name at least one prefix")
-    return prefixes
 
 
 @cache
