@@ -17,18 +17,11 @@ def settings() -> Settings:
 
 
 @pytest.mark.parametrize(
-    ("size", "part_size", "count", "last"),
-    [(0, 5 * MIB, 1, 0), (1, 5 * MIB, 1, 1), (5 * MIB, 5 * MIB, 1, 5 * MIB), (5 * MIB + 1, 5 * MIB, 2, 1)],
+    ("size", "part_size", "count"),
+    [(0, 5 * MIB, 1), (1, 5 * MIB, 1), (5 * MIB, 5 * MIB, 1), (5 * MIB + 1, 5 * MIB, 2)],
 )
-def test_part_count_and_last_length(size: int, part_size: int, count: int, last: int) -> None:
+def test_part_count_needs_at_least_one_part(size: int, part_size: int, count: int) -> None:
     assert parts.part_count(size, part_size) == count
-    assert parts.part_length(size, part_size, count) == last
-    assert sum(parts.part_length(size, part_size, n) for n in range(1, count + 1)) == size
-
-
-def test_part_length_outside_the_upload_is_refused() -> None:
-    with pytest.raises(InvalidRequest):
-        parts.part_length(10 * MIB, 5 * MIB, 3)
 
 
 def test_default_part_size_keeps_within_ten_thousand_parts(settings: Settings) -> None:

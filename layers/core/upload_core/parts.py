@@ -17,15 +17,6 @@ def part_count(size: int, part_size: int) -> int:
     return max(1, ceil_div(size, part_size))
 
 
-def part_length(size: int, part_size: int, part_number: int) -> int:
-    count = part_count(size, part_size)
-    if not 1 <= part_number <= count:
-        raise InvalidRequest(f"part {part_number} is outside 1..{count}", code="InvalidPartNumber")
-    if part_number < count:
-        return part_size
-    return size - part_size * (count - 1)
-
-
 def choose_part_size(size: int, requested: int | None, settings: Settings) -> int:
     """The requested part size if it is valid for this size, otherwise the smallest default
     that keeps the upload within S3's 10,000 parts (rounded up to whole MiB)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -84,6 +85,15 @@ def storage_error(error: ClientError | BotoCoreError, *, missing: str = "not fou
     return UpstreamError("the storage service refused the request", code="StorageError")
 
 
+@contextmanager
+def storage_errors(*, missing: str = "not found") -> Iterator[None]:
+    """Around S3 calls: an S3 error leaves as the domain error `storage_error` maps it to."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise storage_error(error, missing=missing) from error
+
+
 class S3Gateway:
     """S3 operations the domain needs, with S3's pagination and errors folded in."""
 
@@ -121,11 +131,12 @@ class S3Gateway:
         if checksum_algorithm:
             params["ChecksumAlgorithm"] = checksum_algorithm
         try:
-            response = self.client.create_multipart_upload(**params)
-        except (ClientError, BotoCoreError) as error:
+            with storage_errors():
+                response = self.client.create_multipart_upload(**params)
+        except UploadError:
             # An attempt may have created an upload whose answer was lost on the way back.
             self._abort_uploads_at(key)
-            raise storage_error(error) from error
+            raise
         upload_id = str(response["UploadId"])
         if response.get("ResponseMetadata", {}).get("RetryAttempts"):
             # The client retried: an earlier attempt may have created an upload too, which
@@ -167,20 +178,19 @@ class S3Gateway:
         params.update(_checksum_params(signed_headers))
         return str(self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in))
 
-    def upload_checksum_algorithm(self, key: str, upload_id: str) -> str | None:
-        """Proves the upload exists for this key (S3 binds an upload id to its key) in one call,
-        and returns the checksum algorithm it was created with."""
-        try:
+    def prove_upload_belongs_to_key(self, key: str, upload_id: str) -> str | None:
+        """Proves in one call that the upload exists at this key (S3 binds an upload id to its key:
+        a mismatched pair is NoSuchUpload, i.e. NotFound), and returns the checksum algorithm the
+        upload was created with."""
+        with storage_errors(missing="upload not found"):
             response = self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error, missing="upload not found") from error
         algorithm = response.get("ChecksumAlgorithm")
         return str(algorithm) if algorithm else None
 
     def list_parts(self, key: str, upload_id: str) -> PartsListing:
         parts: list[UploadedPart] = []
         algorithm: str | None = None
-        try:
+        with storage_errors(missing="upload not found"):
             pages: Iterator[dict[str, Any]] = self.client.get_paginator("list_parts").paginate(
                 Bucket=self.bucket, Key=key, UploadId=upload_id
             )
@@ -198,8 +208,6 @@ class S3Gateway:
                             checksum=_part_checksum(part, algorithm),
                         )
                     )
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error, missing="upload not found") from error
         return PartsListing(parts=sorted(parts, key=lambda p: p.part_number), checksum_algorithm=algorithm)
 
     def complete_multipart_upload(
@@ -217,7 +225,7 @@ class S3Gateway:
             if checksum_algorithm and part.checksum:
                 entry[f"Checksum{checksum_algorithm}"] = part.checksum
             completed_parts.append(entry)
-        try:
+        with storage_errors(missing="upload not found"):
             response = self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,
@@ -227,8 +235,6 @@ class S3Gateway:
                 # Keys are unique per upload: refuse to overwrite anything already at the key.
                 IfNoneMatch="*",
             )
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error, missing="upload not found") from error
         return CompletedObject(
             key=key,
             etag=str(response["ETag"]),
@@ -239,18 +245,15 @@ class S3Gateway:
     def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
         """Abort; returns False when there was nothing to abort (already gone), which is not an error."""
         try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404", "NotFound"):
-                return False
-            raise storage_error(error) from error
-        except BotoCoreError as error:
-            raise storage_error(error) from error
+            with storage_errors():
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except NotFound:
+            return False
         return True
 
     def list_multipart_uploads(self, prefix: str) -> list[PendingUpload]:
         uploads: list[PendingUpload] = []
-        try:
+        with storage_errors():
             pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
             for page in pages:
                 for upload in page.get("Uploads", []):
@@ -261,17 +264,13 @@ class S3Gateway:
                             initiated=upload["Initiated"],
                         )
                     )
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error) from error
         return uploads
 
     def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> UploadedPart:
-        try:
+        with storage_errors(missing="upload not found"):
             response = self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body
             )
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error, missing="upload not found") from error
         return UploadedPart(part_number=part_number, etag=str(response["ETag"]), size=len(body))
 
     # --- single objects --------------------------------------------------------------------------
@@ -301,7 +300,7 @@ class S3Gateway:
         metadata: Mapping[str, str],
         tags: Mapping[str, str],
     ) -> CompletedObject:
-        try:
+        with storage_errors():
             response = self.client.put_object(
                 Bucket=self.bucket,
                 Key=key,
@@ -311,8 +310,6 @@ class S3Gateway:
                 Tagging=encode_tag_query(tags),
                 IfNoneMatch="*",
             )
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error) from error
         return CompletedObject(
             key=key,
             etag=str(response["ETag"]),
@@ -321,17 +318,11 @@ class S3Gateway:
         )
 
     def head_object(self, key: str, version_id: str | None = None) -> ObjectHead | None:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if version_id:
-            params["VersionId"] = version_id
         try:
-            response = self.client.head_object(**params)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
-                return None
-            raise storage_error(error) from error
-        except BotoCoreError as error:
-            raise storage_error(error) from error
+            with storage_errors():
+                response = self.client.head_object(**self._object(key, version_id))
+        except NotFound:
+            return None
         return ObjectHead(
             size=int(response["ContentLength"]),
             etag=str(response["ETag"]),
@@ -342,37 +333,19 @@ class S3Gateway:
 
     def get_range(self, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
         """Bytes start..end inclusive (HTTP Range semantics); fewer when the object is shorter."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end}"}
-        if version_id:
-            params["VersionId"] = version_id
-        try:
-            response = self.client.get_object(**params)
+        with storage_errors():
+            response = self.client.get_object(**self._object(key, version_id), Range=f"bytes={start}-{end}")
             return bytes(response["Body"].read())
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error) from error
 
     def get_tags(self, key: str, version_id: str | None = None) -> dict[str, str]:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if version_id:
-            params["VersionId"] = version_id
-        try:
-            response = self.client.get_object_tagging(**params)
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error) from error
+        with storage_errors():
+            response = self.client.get_object_tagging(**self._object(key, version_id))
         return {str(tag["Key"]): str(tag["Value"]) for tag in response.get("TagSet", [])}
 
     def put_tags(self, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Tagging": {"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
-        }
-        if version_id:
-            params["VersionId"] = version_id
-        try:
-            self.client.put_object_tagging(**params)
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error) from error
+        tag_set = [{"Key": name, "Value": value} for name, value in tags.items()]
+        with storage_errors():
+            self.client.put_object_tagging(**self._object(key, version_id), Tagging={"TagSet": tag_set})
 
     def copy_object(
         self,
@@ -382,28 +355,26 @@ class S3Gateway:
         source_version_id: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str | None:
-        source: dict[str, str] = {"Bucket": self.bucket, "Key": source_key}
-        if source_version_id:
-            source["VersionId"] = source_version_id
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": destination_key, "CopySource": source}
+        params: dict[str, Any] = {"CopySource": self._object(source_key, source_version_id)}
         if tags is not None:
             params["TaggingDirective"] = "REPLACE"
             params["Tagging"] = encode_tag_query(tags)
-        try:
-            response = self.client.copy_object(**params)
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error) from error
+        with storage_errors():
+            response = self.client.copy_object(**self._object(destination_key), **params)
         version = response.get("VersionId")
         return str(version) if version else None
 
     def delete_object(self, key: str, version_id: str | None = None) -> None:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        with storage_errors():
+            self.client.delete_object(**self._object(key, version_id))
+
+    def _object(self, key: str, version_id: str | None = None) -> dict[str, str]:
+        """Names one object (or one version of it: `VersionId` only when a version is given), in
+        the shape S3 takes as call arguments and as a copy's `CopySource`."""
+        named = {"Bucket": self.bucket, "Key": key}
         if version_id:
-            params["VersionId"] = version_id
-        try:
-            self.client.delete_object(**params)
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error) from error
+            named["VersionId"] = version_id
+        return named
 
     def object_url(self, key: str) -> str:
         base = self._settings.s3_endpoint_url or f"https://s3.{self._settings.region}.amazonaws.com"

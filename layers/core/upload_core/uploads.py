@@ -166,7 +166,7 @@ class UploadService:
         parts.validate_part_numbers(numbers, limit=self._settings.max_parts_per_request)
         # Presigning needs no S3 call, so without this one a caller could obtain signatures for an
         # upload id that is not this key's; S3 answers NoSuchUpload for a mismatched pair.
-        started_with = self._s3.upload_checksum_algorithm(key, upload_id)
+        started_with = self._s3.prove_upload_belongs_to_key(key, upload_id)
         requested = _checksum_algorithm(checksum_algorithm)
         if started_with and requested and started_with != requested:
             raise InvalidRequest(
