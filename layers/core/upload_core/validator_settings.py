@@ -2,12 +2,13 @@
 
 The shared Settings (bucket, region, upload prefix, allowed types, MAX_UPLOAD_BYTES) come from
 settings.py; these are the variables only the validator function has. One field per variable:
-a new limit is one more field here (and one more argument where `limits` is built).
+a new inspection limit is one more field here, named as in InspectionLimits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from enum import StrEnum
 from functools import cache, cached_property
 
@@ -60,14 +61,8 @@ class ValidatorSettings:
 
     @cached_property
     def limits(self) -> InspectionLimits:
-        return InspectionLimits(
-            max_object_bytes=self.max_object_bytes,
-            max_pixels=self.max_pixels,
-            max_width=self.max_width,
-            max_height=self.max_height,
-            max_frames=self.max_frames,
-            allowed_types=self.allowed_types,
-        )
+        """The inspection's limits: the fields of the same names (a new limit needs no wiring here)."""
+        return InspectionLimits(**{field.name: getattr(self, field.name) for field in fields(InspectionLimits)})
 
     @field_validator("validated_prefixes", mode="before")
     @classmethod
