@@ -92,6 +92,8 @@ class _Walk:
             self.frames.add_frame(width, height)
             self.width, self.height = width, height
             if self.reader.position != self.end:
+                if self.reader.at_end():
+                    raise StructureError(Reason.TRUNCATED, f"object ends at {self.reader.position}, RIFF at {self.end}")
                 raise StructureError(Reason.BAD_STRUCTURE, "a simple WebP has chunks after its bitstream")
         else:
             raise StructureError(Reason.CORRUPT_HEADER, f"first chunk is {kind!r}, not VP8/VP8L/VP8X")
@@ -108,6 +110,8 @@ class _Walk:
     def _chunk_header(self, end: int) -> tuple[bytes, int]:
         """The next chunk's kind and size, which must fit (padded) before ``end``."""
         start = self.reader.position
+        if self.reader.at_end():
+            raise StructureError(Reason.TRUNCATED, f"object ends at {start}, its RIFF size says {self.end}")
         if start + 8 > end:
             raise StructureError(Reason.BAD_STRUCTURE, f"{end - start} bytes left at {start}: no room for a chunk")
         kind, size = struct.unpack("<4sI", self.reader.read(8))
