@@ -296,6 +296,28 @@ def gif_screen(width: int, height: int, version: bytes = b"GIF89a") -> bytes:
     return version + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
 
 
+@functools.cache
+def gif_image_data(width: int, height: int, seed: int = 1) -> bytes:
+    """Real LZW image data (code size, sub-blocks, terminator) of a noisy picture, from Pillow."""
+    data = save(picture(width, height, seed).convert("P", palette=Image.Palette.ADAPTIVE), "GIF")
+    for offset, introducer in gif_blocks(data):
+        if introducer == 0x2C:
+            local = data[offset + 9]
+            start = offset + 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
+            end = start + 1
+            while data[end]:
+                end += 1 + data[end]
+            return data[start : end + 1]
+    raise AssertionError("no image descriptor")
+
+
+def gif_real_frame(left: int, top: int, width: int, height: int, seed: int = 1) -> bytes:
+    """A frame a decoder can decode: a 256-entry local colour table and real LZW data."""
+    descriptor = struct.pack("<HHHHB", left, top, width, height, 0x87)
+    palette = bytes(range(256)) * 3
+    return b"\x21\xf9\x04\x00\x04\x00\x00\x00\x2c" + descriptor + palette + gif_image_data(width, height, seed)
+
+
 NETSCAPE_LOOP = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
 
 
@@ -555,8 +577,47 @@ def _png_cases(cases: _Cases) -> None:
     )
     cases.add("too-much-metadata", "png", png_insert_before(base, b"IDAT", big_text), Reason.TOO_MUCH_METADATA, TIGHT)
     cases.add("canvas-too-wide", "png", save(picture(4_100, 2), "PNG"), Reason.DIMENSIONS_TOO_LARGE, TIGHT)
+    _png_structure_cases(cases, base, apng)
     _truncations(cases, "png", "still", base, png_boundaries(base))
     _truncations(cases, "png", "apng", apng, png_boundaries(apng)[::2])
+
+
+def _png_rebuild(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"".join(png_chunk(kind, payload) for kind, payload in chunks)
+
+
+def _png_structure_cases(cases: _Cases, base: bytes, apng: bytes) -> None:
+    """Chunks in the wrong order or number, every CRC right: only the structure is wrong."""
+    chunks = [(kind, payload) for _, kind, payload in png_chunks(base)]
+    ihdr, idat = chunks[0], next(c for c in chunks if c[0] == b"IDAT")
+    rest = [c for c in chunks if c[0] not in (b"IHDR", b"IDAT", b"IEND")]
+    half = len(idat[1]) // 2
+    text = (b"tEXt", b"Comment\x00hi")
+    split = [ihdr, *rest, (b"IDAT", idat[1][:half]), text, (b"IDAT", idat[1][half:]), (b"IEND", b"")]
+    cases.add("idat-not-contiguous", "png", _png_rebuild(split), Reason.BAD_STRUCTURE)
+    cases.add("second-ihdr", "png", _png_rebuild([ihdr, ihdr, *rest, idat, (b"IEND", b"")]), Reason.BAD_STRUCTURE)
+    unknown = [ihdr, *rest, (b"ABCD", b"x"), idat, (b"IEND", b"")]
+    cases.add("unknown-critical-chunk", "png", _png_rebuild(unknown), Reason.BAD_STRUCTURE)
+    cases.add("iend-not-empty", "png", _png_rebuild([ihdr, *rest, idat, (b"IEND", b"x")]), Reason.BAD_STRUCTURE)
+    cases.add("no-image-data", "png", _png_rebuild([ihdr, *rest, (b"IEND", b"")]), Reason.BAD_STRUCTURE)
+    hidden = (b"IDAT", idat[1] + zip_ending_with(b"IEND"))
+    cases.add(
+        "archive-after-zlib-stream", "png", _png_rebuild([ihdr, *rest, hidden, (b"IEND", b"")]), Reason.BAD_STRUCTURE
+    )
+    for name, (width, height), reason in (
+        ("giant-ihdr", (100_000, 100_000), Reason.DIMENSIONS_TOO_LARGE),
+        ("ihdr-over-pixels", (20_000, 20_000), Reason.TOO_MANY_PIXELS),
+    ):
+        header = struct.pack(">II", width, height) + ihdr[1][8:]
+        cases.add(name, "png", _png_rebuild([(b"IHDR", header), *rest, idat, (b"IEND", b"")]), reason)
+    frames = [(kind, payload) for _, kind, payload in png_chunks(apng)]
+    fctl = [i for i, (kind, _) in enumerate(frames) if kind == b"fcTL"]
+    moved = list(frames)
+    payload = moved[fctl[1]][1]
+    moved[fctl[1]] = (b"fcTL", payload[:12] + struct.pack(">I", 30) + payload[16:])  # x offset past the canvas
+    cases.add("apng-frame-outside-canvas", "png", _png_rebuild(moved), Reason.BAD_STRUCTURE)
+    lying = [(kind, struct.pack(">II", 3, 0) if kind == b"acTL" else payload) for kind, payload in frames]
+    cases.add("apng-actl-count-lies", "png", _png_rebuild(lying), Reason.BAD_STRUCTURE)
 
 
 def _jpeg_cases(cases: _Cases) -> None:
@@ -581,8 +642,8 @@ def _jpeg_cases(cases: _Cases) -> None:
     )
     # A giant frame header behind 100 KiB of metadata.
     icc = jpeg_with_icc(40, 30, BEYOND_HEAD)
-    segments, _ = jpeg_segments(icc)
-    sof = next(offset for offset, marker in segments if marker == 0xC0)
+    icc_segments, _ = jpeg_segments(icc)
+    sof = next(offset for offset, marker in icc_segments if marker == 0xC0)
     giant = icc[: sof + 5] + struct.pack(">HH", 40_000, 40_000) + icc[sof + 9 :]
     cases.add("giant-frame-behind-icc", "jpeg", giant, Reason.DIMENSIONS_TOO_LARGE)
     comment = jpeg_with_segment(base, 0xFE, b"x" * 65_000)
@@ -597,7 +658,6 @@ def _jpeg_cases(cases: _Cases) -> None:
         Reason.BAD_STRUCTURE,
         also=frozenset({Reason.TRUNCATED, Reason.CORRUPT_HEADER}),
     )
-    sos = next(offset for offset, marker in segments if marker == 0xDA)
     cases.add(
         "no-frame-header",
         "jpeg",
@@ -1027,13 +1087,13 @@ def _valid_gif() -> Iterator[Case]:
     yield _valid("gif", "still", save(picture(33, 21).convert("P", palette=Image.Palette.ADAPTIVE), "GIF"), 33, 21)
     yield _valid("gif", "animated", animation("GIF", 32, 24, 3), 32, 24, 3)
     screen = gif_screen(100, 80) + NETSCAPE_LOOP
-    first, rest = gif_frame(0, 0, 10, 10), b"".join(gif_frame(10 * i, 0, 10, 10) for i in range(1, 5))
+    first, rest = gif_real_frame(0, 0, 10, 10), b"".join(gif_real_frame(10 * i, 0, 10, 10, i) for i in range(1, 5))
     yield _valid(
         "gif", "animated-large-comment", screen + first + gif_comment(noise(BEYOND_HEAD, 22)) + rest + b";", 100, 80, 5
     )
-    yield _valid("gif", "gif87a", gif_screen(8, 8, b"GIF87a") + gif_frame(0, 0, 8, 8)[8:] + b";", 8, 8)
+    yield _valid("gif", "gif87a", gif_screen(8, 8, b"GIF87a") + gif_real_frame(0, 0, 8, 8)[8:] + b";", 8, 8)
     yield _valid("gif", "1x1", save(Image.new("P", (1, 1)), "GIF"), 1, 1)
-    yield _valid("gif", "frame-beyond-screen", gif_screen(10, 10) + gif_frame(5, 5, 20, 20) + b";", 25, 25)
+    yield _valid("gif", "frame-beyond-screen", gif_screen(10, 10) + gif_real_frame(5, 5, 20, 20) + b";", 25, 25)
     yield _valid("gif", "interlaced", save(picture(40, 30).convert("P"), "GIF", interlace=True), 40, 30)
     yield _valid("gif", "local-colour-tables", animation("GIF", 20, 20, 4, optimize=False), 20, 20, 4)
 
