@@ -58,7 +58,10 @@ def avif(payload: int) -> bytes:
     def meta(offset: int) -> bytes:
         hdlr = box(b"hdlr", b"\x00" * 8 + b"pict" + b"\x00" * 13)
         pitm = box(b"pitm", b"\x00" * 4 + b"\x00\x01")
-        iloc = box(b"iloc", b"\x00" * 4 + b"\x44\x00" + b"\x00\x01" + b"\x00\x01\x00\x00\x00\x01" + struct.pack(">II", offset, payload))
+        iloc = box(
+            b"iloc",
+            b"\x00" * 4 + b"\x44\x00" + b"\x00\x01" + b"\x00\x01\x00\x00\x00\x01" + struct.pack(">II", offset, payload),
+        )
         infe = box(b"infe", b"\x02\x00\x00\x00" + b"\x00\x01\x00\x00av01Color\x00")
         iinf = box(b"iinf", b"\x00" * 4 + b"\x00\x01" + infe)
         ispe = box(b"ispe", b"\x00" * 4 + struct.pack(">II", 10_000, 10_000))
@@ -89,7 +92,8 @@ def main() -> None:
             facts = walker.walk(ChunkReader(chunks), LIMITS)
             best = min(best, time.perf_counter() - started)
         rate = len(data) / best / (1024 * 1024)
-        print(f"{fmt}: {len(data) / 2**20:.0f} MiB in {best * 1000:.0f} ms = {rate:,.0f} MiB/s ({facts.width}x{facts.height})")
+        size = f"{len(data) / 2**20:.0f} MiB"
+        print(f"{fmt}: {size} in {best * 1000:.0f} ms = {rate:,.0f} MiB/s ({facts.width}x{facts.height})")
 
 
 if __name__ == "__main__":

@@ -76,10 +76,16 @@ class Case:
 class _Cases:
     items: list[Case] = field(default_factory=list)
 
-    def add(
-        self, name: str, fmt: str, data: bytes, reason: Reason, limits: StructureLimits = GENEROUS, **kw: object
+    def add(  # noqa: PLR0917
+        self,
+        name: str,
+        fmt: str,
+        data: bytes,
+        reason: Reason,
+        limits: StructureLimits = GENEROUS,
+        also: frozenset[Reason] = frozenset(),
     ) -> None:
-        self.items.append(Case(f"{fmt}-{name}", fmt, data, reason, limits, **kw))  # type: ignore[arg-type]
+        self.items.append(Case(f"{fmt}-{name}", fmt, data, reason, limits, also))
 
 
 def sniff(data: bytes) -> str | None:
