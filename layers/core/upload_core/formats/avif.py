@@ -105,6 +105,7 @@ class _Walk:
     limits: StructureLimits
     frames: FrameCounter = field(init=False)
     budget: MetadataBudget = field(init=False)
+    major_brand: bytes = b""
     brands: set[bytes] = field(default_factory=set)
     seen: set[bytes] = field(default_factory=set)
     # (offset, length or None for "to the end of the object") of every item extent and sample chunk.
@@ -129,10 +130,11 @@ class _Walk:
             self._top_box()
         if b"ftyp" not in self.seen:
             raise StructureError(Reason.TRUNCATED, "no ftyp box")
+        # The object ended before the boxes an image needs.
         if b"meta" not in self.seen and b"moov" not in self.seen:
-            raise _fail("neither meta nor moov")
-        if b"avis" in self.brands and self.brands.isdisjoint({b"avif"}) and b"moov" not in self.seen:
-            raise _fail("an avis sequence without moov")
+            raise StructureError(Reason.TRUNCATED, "neither meta nor moov")
+        if self.major_brand == b"avis" and b"moov" not in self.seen:
+            raise StructureError(Reason.TRUNCATED, "an avis sequence without moov")
         self._check_extents(self.reader.position)
         return self._facts()
 
@@ -204,6 +206,7 @@ class _Walk:
             if payload > MAX_FTYP_BYTES or payload < 8 or payload % 4:
                 raise StructureError(Reason.CORRUPT_HEADER, f"ftyp of {payload} bytes")
             data = self.reader.read(payload)
+            self.major_brand = data[0:4]
             self.brands = {data[0:4]} | {data[i : i + 4] for i in range(8, payload, 4)}
             if self.brands.isdisjoint(BRANDS):
                 raise StructureError(Reason.CORRUPT_HEADER, "ftyp names neither avif nor avis")
