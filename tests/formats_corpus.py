@@ -927,6 +927,12 @@ def _avif_cases(cases: _Cases) -> None:
         "archive-inside-mdat", "avif", avif_patch_box_size(still, b"mdat", len(archive)) + archive, Reason.BAD_STRUCTURE
     )
     cases.add("extent-past-end", "avif", still[: mdat_at + 8 + 10], Reason.TRUNCATED)
+    # Item data cut short and the mdat's size fixed to match: the boxes tile, the extent does not fit.
+    short = avif_patch_box_size(still, b"mdat", -100)[:-100]
+    cases.add("mdat-cut-short-size-fixed", "avif", short, Reason.TRUNCATED)
+    seq_mdat = next(size for _, kind, _, size in top_boxes(sequence) if kind == b"mdat")
+    seq_short = avif_patch_box_size(sequence, b"mdat", 8 - seq_mdat)[: 8 - seq_mdat]
+    cases.add("sequence-samples-cut-size-fixed", "avif", seq_short, Reason.TRUNCATED)
     hidden = avif_insert_before(still, b"meta", box(b"free", noise(BEYOND_HEAD, 13)))
     cases.add("giant-ispe-behind-free", "avif", avif_set_ispe(hidden, 40_000, 40_000), Reason.DIMENSIONS_TOO_LARGE)
     cases.add("ispe-over-pixels", "avif", avif_set_ispe(still, 3_000, 3_000), Reason.TOO_MANY_PIXELS, TIGHT)
