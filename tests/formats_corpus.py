@@ -652,6 +652,8 @@ def _jpeg_cases(cases: _Cases) -> None:
     sof = next(offset for offset, marker in icc_segments if marker == 0xC0)
     giant = icc[: sof + 5] + struct.pack(">HH", 40_000, 40_000) + icc[sof + 9 :]
     cases.add("giant-frame-behind-icc", "jpeg", giant, Reason.DIMENSIONS_TOO_LARGE)
+    bomb = icc[: sof + 5] + struct.pack(">HH", 20_000, 20_000) + icc[sof + 9 :]
+    cases.add("frame-over-pixels-behind-icc", "jpeg", bomb, Reason.TOO_MANY_PIXELS)
     comment = jpeg_with_segment(base, 0xFE, b"x" * 65_000)
     cases.add(
         "too-much-metadata", "jpeg", jpeg_with_segment(comment, 0xFE, b"y" * 65_000), Reason.TOO_MUCH_METADATA, TIGHT
