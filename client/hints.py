@@ -77,7 +77,8 @@ def kept_message(kept: KeptUpload, invocation: Invocation) -> str:
         resume = invocation.command("resume", "--upload-id", kept.upload_id, target=kept.path)
         abort = invocation.command("abort", target=kept.upload_id)
     return (
-        f"kept {kept.parts_stored} of {kept.part_count} parts of {kept.key} in S3 (upload {kept.upload_id})\n"
+        f"kept the upload of {kept.key} (upload {kept.upload_id}): {kept.parts_stored} of {kept.part_count}"
+        " parts confirmed in S3\n"
         f"resume with:  {resume}\n"
         f"or abort it:  {abort}\n"
         f"(the bucket's lifecycle rule removes uploads never resumed, after {DEFAULT_EXPIRY_DAYS} days by default)"

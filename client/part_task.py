@@ -105,6 +105,7 @@ class _PartAttempts:
                 self._signed = sender.sign(number, self._digest)
             body = PartBody(self._data, self._report, sender.cancellation)
             result = put_part(sender.session, self._signed, body, timeout=sender.put_timeout)
+            sender.cancellation.check()  # a stopped transfer has no use for the answer (nor its notices)
             if result.outcome is not Outcome.EXPIRED:
                 break
             sender.notice(f"part {number}: the URL expired; signing a new one")

@@ -188,12 +188,15 @@ class Uploader:
         self, job: TransferJob, on_progress: ProgressCallback | None, when_stopped: WhenStopped
     ) -> UploadResult:
         cancellation = self._running = Cancellation()
+        # Workers wait between retries on the transfer's stop signal, so a stopped transfer's
+        # threads end at once instead of sleeping out their backoff.
+        worker_sleep = self._injected_sleep or cancellation.wait
         sender = PartSender(
             job,
-            api=self.api,
+            api=self.api.waiting_with(worker_sleep),
             session=self.session,
             policy=self.policy,
-            sleep=self._sleep,
+            sleep=worker_sleep,
             put_timeout=self._put_timeout,
             cancellation=cancellation,
             notice=self._notice,
@@ -207,14 +210,7 @@ class Uploader:
             self._running = None
 
     def _sleep(self, seconds: float) -> None:
-        if self._injected_sleep is not None:
-            self._injected_sleep(seconds)
-            return
-        running = self._running
-        if running is None:
-            time.sleep(seconds)
-        else:
-            running.wait(seconds)  # a backoff wait ends early when the transfer is stopping
+        (self._injected_sleep or time.sleep)(seconds)
 
     def _api_retry_notice(self, retry: int, transient: Transient, wait: float) -> None:
         self._notice(f"{transient.final}; retry {retry} in {wait:.1f}s")

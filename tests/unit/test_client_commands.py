@@ -173,7 +173,7 @@ def test_ctrl_c_keeps_the_parts_prints_the_resume_command_and_resume_sends_the_r
     assert code == ExitCode.INTERRUPTED
     (upload,) = backend.uploads.values()
     assert set(upload.parts) == {1, 2}
-    assert f"kept 2 of 5 parts of {upload.key} in S3 (upload {upload.upload_id})" in err
+    assert f"kept the upload of {upload.key} (upload {upload.upload_id}): 2 of 5 parts confirmed in S3" in err
     resume = hint(err, "resume with:")
     assert resume == f"{interpreter(os.getcwd())} -m client resume {photo}"
     assert hint(err, "or abort it:") == f"{interpreter(os.getcwd())} -m client abort {photo}"

@@ -26,7 +26,7 @@ def test_the_interpreter_is_named_as_typed_from_the_current_directory(tmp_path: 
 
 def test_a_direct_run_prints_the_interpreter_and_quotes_paths() -> None:
     message = kept_message(KEPT, Invocation(python=".venv/bin/python"))
-    assert "kept 3 of 8 parts of uploads/me/x/my photo.png in S3 (upload u-1)" in message
+    assert "kept the upload of uploads/me/x/my photo.png (upload u-1): 3 of 8 parts confirmed in S3" in message
     assert "resume with:  .venv/bin/python -m client resume 'my photo.png'" in message
     assert "or abort it:  .venv/bin/python -m client abort 'my photo.png'" in message
     assert "lifecycle rule" in message
