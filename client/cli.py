@@ -28,7 +28,15 @@ import requests
 
 from client.api import normalize_api_url
 from client.checksums import CHECKSUMS, Checksum
-from client.errors import AuthError, ConfigError, ExitCode, KeptUpload, UploadClientError, exit_code_for
+from client.errors import (
+    AuthError,
+    ConfigError,
+    ExitCode,
+    KeptUpload,
+    UploadClientError,
+    UploadInterrupted,
+    exit_code_for,
+)
 from client.hints import Invocation, kept_message
 from client.parts import parse_size
 from client.progress import ProgressBar
@@ -154,7 +162,7 @@ def main(
     except KeyboardInterrupt as interrupt:
         _close(progress)
         print("interrupted", file=err)
-        _print_kept(err, getattr(interrupt, "kept", None), invocation)
+        _print_kept(err, interrupt.kept if isinstance(interrupt, UploadInterrupted) else None, invocation)
         return int(exit_code_for(interrupt))
     except UploadClientError as error:
         _close(progress)

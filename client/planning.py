@@ -76,15 +76,9 @@ class Planner:
                 f" bytes; expected {plan.count}"
             )
         checksum = from_api_algorithm(started.checksum_algorithm) or ("md5" if self._checksum == "md5" else None)
-        state = self._new_state_file(
-            source,
-            upload_id=started.upload_id,
-            key=started.key,
-            plan=plan,
-            content_type=content_type,
-            checksum=checksum,
-        )
-        return TransferJob(started.upload_id, started.key, source, plan, checksum, state)
+        job = TransferJob(started.upload_id, started.key, source, plan, checksum, state=None)
+        job.state = self._new_state_file(job, content_type)
+        return job
 
     def resume(self, source: SourceFile, *, upload_id: str | None) -> TransferJob:
         """The job that continues an interrupted upload of ``source`` (named by ``upload_id``, by
@@ -137,15 +131,9 @@ class Planner:
             if plan is None:
                 continue
             checksum = checksum_of_listing(listed.values(), self._checksum)
-            state = self._new_state_file(
-                source,
-                upload_id=candidate.upload_id,
-                key=candidate.key,
-                plan=plan,
-                content_type=guess_content_type(name),
-                checksum=checksum,
-            )
-            return TransferJob(candidate.upload_id, candidate.key, source, plan, checksum, state, existing=listed)
+            job = TransferJob(candidate.upload_id, candidate.key, source, plan, checksum, None, existing=listed)
+            job.state = self._new_state_file(job, guess_content_type(name))
+            return job
         raise NotFoundError(
             f"unfinished uploads named {name!r} exist, but none has parts that fit this file's"
             f" {source.size} bytes; upload it again with `put`"
@@ -164,29 +152,20 @@ class Planner:
             raise
         return {part.part_number: part for part in parts}
 
-    def _new_state_file(
-        self,
-        source: SourceFile,
-        *,
-        upload_id: str,
-        key: str,
-        plan: PartPlan,
-        content_type: str,
-        checksum: Checksum | None,
-    ) -> StateFile | None:
+    def _new_state_file(self, job: TransferJob, content_type: str) -> StateFile | None:
         if not self._state_files:
             return None
         state = UploadState(
-            upload_id=upload_id,
-            key=key,
+            upload_id=job.upload_id,
+            key=job.key,
             api_url=self._api.base_url,
-            size=source.size,
-            mtime_ns=source.identity.mtime_ns,
-            part_size=plan.part_size,
-            checksum=checksum,
+            size=job.source.size,
+            mtime_ns=job.source.identity.mtime_ns,
+            part_size=job.plan.part_size,
+            checksum=job.checksum,
             content_type=content_type,
         )
-        state_file = StateFile(state_path_for(source.path), state, warn=self._warn)
+        state_file = StateFile(state_path_for(job.source.path), state, warn=self._warn)
         state_file.flush()  # at once, so even a killed process can be resumed
         return state_file
 
