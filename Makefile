@@ -16,10 +16,18 @@ dev: setup  ## run the whole API locally (embedded S3 + API gateway + validator 
 token: setup  ## print a local JWT for a user: make token SUB=alice
 	@$(PY) -m local.dev --token $(or $(SUB),local-user)
 
-upload: setup  ## upload a file to the running local stack with the CLI: make upload FILE=photo.png [SUB=alice]
-	@UPLOAD_API_URL=$${UPLOAD_API_URL:-http://127.0.0.1:$${API_PORT:-3000}} \
-	UPLOAD_API_TOKEN=$${UPLOAD_API_TOKEN:-$$($(PY) -m local.dev --token $(or $(SUB),local-user))} \
-	$(PY) -m client put $(FILE)
+# The CLI against the running local stack, as $(or $(SUB),local-user) (a token is made unless UPLOAD_API_TOKEN is set):
+#   make upload FILE=photo.png [SUB=alice] [ARGS="--part-size 16MiB"]   (CMD=resume|ls|abort|import for the others)
+# GNU make exits 2 whenever a recipe fails, so the client's own exit code is printed on the way out.
+upload: setup  ## upload a file to the running local stack with the CLI: make upload FILE=photo.png [SUB=alice] [ARGS=...]
+	@export UPLOAD_API_URL="$${UPLOAD_API_URL:-http://127.0.0.1:$${API_PORT:-3000}}" \
+		UPLOAD_CLI_MAKE='make upload$(if $(SUB), SUB=$(SUB))$(if $(filter command line,$(origin API_PORT)), API_PORT=$(API_PORT))'; \
+	if [ -z "$${UPLOAD_API_TOKEN:-}" ]; then \
+		UPLOAD_API_TOKEN="$$($(PY) -m local.dev --token $(or $(SUB),local-user))" || exit $$?; export UPLOAD_API_TOKEN; \
+	fi; \
+	status=0; $(PY) -m client $(or $(CMD),put) $(FILE) $(ARGS) || status=$$?; \
+	if [ $$status -ne 0 ]; then echo "make upload: the client exited with $$status (exit codes: docs/client.md)" >&2; fi; \
+	exit $$status
 
 # The browser test needs Debian's Chromium: the setup installs it (as root) for `make test`.
 test: export WITH_BROWSER := 1

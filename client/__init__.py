@@ -14,10 +14,12 @@ from client.errors import (
     AuthError,
     ConfigError,
     ExitCode,
+    KeptUpload,
     LocalFileError,
     NotFoundError,
     TransferError,
     UploadClientError,
+    UploadInterrupted,
 )
 from client.retry import RetryPolicy
 from client.uploader import ProgressCallback, Uploader, UploadResult
@@ -29,6 +31,7 @@ __all__ = [
     "ConfigError",
     "ExitCode",
     "ImportedObject",
+    "KeptUpload",
     "LocalFileError",
     "NotFoundError",
     "PendingUpload",
@@ -36,6 +39,7 @@ __all__ = [
     "RetryPolicy",
     "TransferError",
     "UploadClientError",
+    "UploadInterrupted",
     "UploadResult",
     "Uploader",
 ]

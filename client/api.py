@@ -114,6 +114,19 @@ class UploadApi:
         self._timeout = timeout
         self._on_retry = on_retry
 
+    def waiting_with(self, sleep: Callable[[float], None]) -> UploadApi:
+        """The same API whose retries wait with ``sleep`` (a transfer's workers stop waiting when
+        it is cancelled)."""
+        return UploadApi(
+            self.base_url,
+            self._token,
+            session=self._session,
+            policy=self._policy,
+            sleep=sleep,
+            timeout=self._timeout,
+            on_retry=self._on_retry,
+        )
+
     # ---- routes
 
     def create_upload(

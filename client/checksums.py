@@ -72,12 +72,6 @@ class PartHasher:
         return PartDigest(md5=self._md5.digest(), checksum=extra)
 
 
-def digest_of(data: bytes, checksum: Checksum | None) -> PartDigest:
-    hasher = PartHasher(checksum)
-    hasher.update(data)
-    return hasher.digest()
-
-
 def normalize_etag(etag: str) -> str:
     """An ETag without quotes or a weak-validator prefix, lower case."""
     value = etag.strip()

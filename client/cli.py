@@ -4,13 +4,13 @@ A thin layer over ``client.Uploader``: it reads the configuration (flags, then t
 draws the progress bar, prints one line per result, and turns every failure into a one-line
 message and an exit code (``client.errors.ExitCode``, listed in docs/client.md).
 
-    export UPLOAD_API_URL=http://127.0.0.1:3000            # the default
-    export UPLOAD_API_TOKEN=$(make -s token SUB=me)         # local stack; a real JWT on AWS
-    python -m client put photo.png --concurrency 8 --part-size 16MiB
-    python -m client resume photo.png
-    python -m client import https://example.com/cat.jpg
-    python -m client ls
-    python -m client abort uploads/me/<id>/photo.png
+    export UPLOAD_API_URL=http://127.0.0.1:3000                   # the default
+    export UPLOAD_API_TOKEN=$(make -s token SUB=local-user)        # local stack; a real JWT on AWS
+    .venv/bin/python -m client put photo.png --concurrency 8 --part-size 16MiB
+    .venv/bin/python -m client resume photo.png                    # after Ctrl-C (the parts are kept)
+    .venv/bin/python -m client import https://example.com/cat.jpg
+    .venv/bin/python -m client ls
+    .venv/bin/python -m client abort uploads/local-user/<id>/photo.png
 """
 
 from __future__ import annotations
@@ -28,7 +28,16 @@ import requests
 
 from client.api import normalize_api_url
 from client.checksums import CHECKSUMS, Checksum
-from client.errors import AuthError, ConfigError, ExitCode, UploadClientError, exit_code_for
+from client.errors import (
+    AuthError,
+    ConfigError,
+    ExitCode,
+    KeptUpload,
+    UploadClientError,
+    UploadInterrupted,
+    exit_code_for,
+)
+from client.hints import Invocation, kept_message
 from client.parts import parse_size
 from client.progress import ProgressBar
 from client.uploader import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, Uploader, UploadResult
@@ -36,7 +45,11 @@ from client.uploader import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, Uploader, Uplo
 DEFAULT_API_URL = "http://127.0.0.1:3000"
 API_URL_ENV = "UPLOAD_API_URL"
 TOKEN_ENV = "UPLOAD_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
-TOKEN_HINT = f"set {TOKEN_ENV} or pass --token (for the local stack: export {TOKEN_ENV}=$(make -s token SUB=me))"
+# `make upload` uploads as local-user unless told SUB=...; an upload is only visible to its user.
+TOKEN_HINT = (
+    f"set {TOKEN_ENV} or pass --token (for the local stack: export {TOKEN_ENV}=$(make -s token SUB=local-user),"
+    " with the SUB you upload as; local-user is `make upload`'s)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument(
         "--keep-parts",
         action="store_true",
-        help="on Ctrl-C or failure keep the uploaded parts and the state file, to `resume` later",
+        help="when the upload fails, keep the uploaded parts and the state file, to `resume` later"
+        " (Ctrl-C keeps them anyway)",
+    )
+    transfer.add_argument(
+        "--abort-on-interrupt",
+        action="store_true",
+        help="on Ctrl-C abort the upload instead of keeping its parts for `resume`",
     )
     transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -122,6 +141,9 @@ def main(
     args = build_parser().parse_args(argv)
     environment = os.environ if env is None else env
     quiet = bool(getattr(args, "quiet", False))
+    invocation = Invocation.current(
+        environment, api_url=getattr(args, "api_url", None), token_flag=hasattr(args, "token")
+    )
     progress: ProgressBar | None = None
     try:
         api_url, token = resolve_connection(args, environment)
@@ -135,15 +157,17 @@ def main(
             print_result(out, args, result)
         else:
             uploader = make_uploader(args, api_url, token, session=session, log=None if quiet else _printer(err))
-            run_other(args, uploader, out)
+            run_other(args, uploader, out, err if not quiet else None)
         return int(ExitCode.OK)
     except KeyboardInterrupt as interrupt:
         _close(progress)
         print("interrupted", file=err)
+        _print_kept(err, interrupt.kept if isinstance(interrupt, UploadInterrupted) else None, invocation)
         return int(exit_code_for(interrupt))
     except UploadClientError as error:
         _close(progress)
         print(f"error: {describe(error)}", file=err)
+        _print_kept(err, error.kept, invocation)
         return int(exit_code_for(error))
     except Exception as error:  # a bug: say so, with the traceback
         _close(progress)
@@ -193,11 +217,18 @@ def run_transfer(args: argparse.Namespace, uploader: Uploader, progress: Progres
             filename=args.name,
             on_progress=progress,
             keep_parts=args.keep_parts,
+            abort_on_interrupt=args.abort_on_interrupt,
         )
-    return uploader.resume(args.file, upload_id=args.upload_id, on_progress=progress, keep_parts=args.keep_parts)
+    return uploader.resume(
+        args.file,
+        upload_id=args.upload_id,
+        on_progress=progress,
+        keep_parts=args.keep_parts,
+        abort_on_interrupt=args.abort_on_interrupt,
+    )
 
 
-def run_other(args: argparse.Namespace, uploader: Uploader, out: TextIO) -> None:
+def run_other(args: argparse.Namespace, uploader: Uploader, out: TextIO, notices: TextIO | None) -> None:
     as_json = bool(getattr(args, "json", False))
     if args.command == "import":
         imported = uploader.import_url(args.url, filename=args.filename)
@@ -220,6 +251,8 @@ def run_other(args: argparse.Namespace, uploader: Uploader, out: TextIO) -> None
         else:
             for upload in pending:
                 print(f"{upload.upload_id}\t{upload.initiated}\t{upload.key}", file=out)
+            if not pending and notices is not None:
+                print("no unfinished uploads", file=notices)  # a notice, not a line of the listing
     elif args.command == "abort":
         aborted = uploader.abort(args.target)
         if as_json:
@@ -266,6 +299,11 @@ def _printer(stream: TextIO) -> Callable[[str], None]:
         print(message, file=stream, flush=True)
 
     return write
+
+
+def _print_kept(err: TextIO, kept: KeptUpload | None, invocation: Invocation) -> None:
+    if kept is not None:
+        print(kept_message(kept, invocation), file=err)
 
 
 def _close(progress: ProgressBar | None) -> None:

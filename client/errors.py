@@ -6,6 +6,7 @@ anything else is a bug and exits with ``ExitCode.INTERNAL``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -25,10 +26,38 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
 
 
+@dataclass(frozen=True, slots=True)
+class KeptUpload:
+    """An upload stopped before it was completed whose parts stay in S3, for ``resume``.
+
+    ``state_file`` is the state file next to the source, or None when none could be written
+    (``resume`` then needs the upload id, or finds the upload with ``GET /uploads``).
+    """
+
+    upload_id: str
+    key: str
+    path: str
+    parts_stored: int
+    part_count: int
+    state_file: str | None
+
+
 class UploadClientError(Exception):
     """Base of every error the client reports; ``str(error)`` is a one-line message."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
+    # Set on a failed transfer that kept its parts (``keep_parts=True``).
+    kept: KeptUpload | None = None
+
+
+class UploadInterrupted(KeyboardInterrupt):
+    """Ctrl-C or ``Uploader.cancel()`` stopped a transfer; ``kept`` describes the upload left for
+    ``resume``, or is None when it was aborted. A KeyboardInterrupt, so ``except
+    KeyboardInterrupt`` still sees it."""
+
+    def __init__(self, kept: KeptUpload | None) -> None:
+        super().__init__()
+        self.kept = kept
 
 
 class ConfigError(UploadClientError):

@@ -1,8 +1,9 @@
 """The CLI's progress bar (tqdm): bytes sent, rate and time left, on stderr.
 
-It shows the bytes S3 has confirmed (a part counts when it is stored, or found intact when
-resuming), so it never runs ahead of what is really uploaded. It turns itself off when stderr is
-not a terminal, and notices printed through ``write`` do not tear the bar.
+It follows the bytes as they are sent (the uploader reports each block of a part body the HTTP
+library reads), so a large part moves the bar while it travels; bytes sent again after a failed
+attempt count once, so it never goes back. It turns itself off when stderr is not a terminal,
+and notices printed through ``write`` do not tear the bar.
 """
 
 from __future__ import annotations

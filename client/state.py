@@ -161,6 +161,11 @@ class StateFile:
         self._dirty = False
         self._last_write = self._clock()
 
+    @property
+    def written(self) -> bool:
+        """True once the file is on disk (a later failed write leaves an older, still usable one)."""
+        return self._last_write is not None
+
     def remove(self) -> None:
         remove_state(self.path)
 

@@ -4,17 +4,23 @@ S3 answers a PUT with 200 and the part's ETag, or with an XML error. The uploade
 only which of these it got: stored, an expired URL (sign again), a body that did not match the
 signed checksum (read the part again), a transient failure (back off and retry: network errors,
 5xx, SlowDown, 429), or a refusal that no retry will change.
+
+The body goes out as a ``PartBody``: the HTTP library reads it in blocks (16 KiB with urllib3) as
+it writes them to the socket, so each read reports progress at the pace bytes really leave, and
+a cancelled transfer stops a PUT between two blocks instead of after the whole part.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 import requests
 
 from client.api import SignedPart
+from client.cancellation import Cancellation
 from client.retry import RETRYABLE_S3_CODES, RETRYABLE_STATUSES, retry_after_seconds
 
 DEFAULT_PUT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
@@ -53,12 +59,47 @@ class PutResult:
         return f"{detail}: {message}" if message else detail
 
 
+class PartBody:
+    """A part's bytes as a file the HTTP library reads block by block.
+
+    ``on_read(bytes_read)`` is called after every read with the bytes handed out so far (this
+    attempt's, from 0); a read after ``cancellation`` is set raises ``TransferCancelled``, which
+    ends the PUT there. ``len()`` gives requests the Content-Length (signed into the URL; a
+    chunked body would be refused).
+    """
+
+    def __init__(self, data: bytes, on_read: Callable[[int], None], cancellation: Cancellation) -> None:
+        self._view = memoryview(data)
+        self._position = 0
+        self._on_read = on_read
+        self._cancellation = cancellation
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def read(self, size: int = -1) -> bytes:
+        self._cancellation.check()
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._position + size)
+        block = bytes(self._view[self._position : end])
+        self._position = end
+        if block:
+            self._on_read(self._position)
+        return block
+
+
 def put_part(
-    session: requests.Session, signed: SignedPart, body: bytes, *, timeout: tuple[float, float] = DEFAULT_PUT_TIMEOUT
+    session: requests.Session,
+    signed: SignedPart,
+    body: bytes | PartBody,
+    *,
+    timeout: tuple[float, float] = DEFAULT_PUT_TIMEOUT,
 ) -> PutResult:
-    """PUT ``body`` to the signed URL with its signed headers; never raises for HTTP or network errors."""
+    """PUT ``body`` to the signed URL with its signed headers; never raises for HTTP or network
+    errors (``TransferCancelled`` from a ``PartBody`` goes through)."""
+    # An empty part goes as b"": requests treats a falsy file-like body as no body at all.
+    data = body if len(body) else b""
     try:
-        response = session.put(signed.url, data=body, headers=signed.headers, timeout=timeout)
+        response = session.put(signed.url, data=data, headers=signed.headers, timeout=timeout)
     except requests.exceptions.RequestException as error:
         return PutResult(Outcome.TRANSIENT, message=_network_message(error))
     return classify(response.status_code, response.headers, response.text if response.status_code >= 300 else "")

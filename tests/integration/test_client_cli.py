@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,6 +26,7 @@ from typing import Any
 import pytest
 from fault_proxy import FAILURES, FaultProxy
 
+from client.hints import interpreter
 from local.stack import LocalStack
 from local.template import REPO_ROOT
 from tests.import_support import Reply, SourceServer, image_bytes
@@ -219,19 +222,30 @@ def test_a_part_whose_url_really_expired_is_signed_again(proxy: FaultProxy, tmp_
 # ------------------------------------------------------------------------------------------ interrupt and resume
 
 
+def printed_command(stderr: str, label: str) -> list[str]:
+    """The command the CLI printed after ``label`` (e.g. "resume with:"), split as a shell would."""
+    (line,) = [line for line in stderr.splitlines() if line.startswith(label)]
+    return shlex.split(line.removeprefix(label))
+
+
 @pytest.mark.parametrize("found_by", ["state file", "GET /uploads"])
-def test_an_interrupted_upload_is_resumed_sending_only_the_missing_parts(
+def test_an_interrupted_upload_is_resumed_with_the_printed_command_sending_only_the_missing_parts(
     cli_stack: LocalStack, s3: Any, proxy: FaultProxy, tmp_path: Path, found_by: str
 ) -> None:
     user = "cli-resume-" + found_by.split(maxsplit=1)[0].lower()
     env = cli_env(cli_stack, user, proxy)
     path, data = random_file(tmp_path, 7 * 5 * MIB + 12345)  # 8 parts
-    # Given an upload that is interrupted with Ctrl-C after 3 parts reached S3, keeping its parts
+    # Given an upload, started with no option about interrupts, stopped with Ctrl-C after 3 parts reached S3
     proxy.reset(pass_limit=3)
-    process = start_cli("put", str(path), "--part-size", "5MiB", "--concurrency", "2", "--keep-parts", env=env)
+    process = start_cli("put", str(path), "--part-size", "5MiB", "--concurrency", "2", env=env)
     code, stderr = interrupt_when_held(process, proxy)
+    # Then it exits 130 and prints the command that resumes it, with the interpreter that runs here
     assert code == 130, stderr
-    assert "resume" in stderr
+    resume = printed_command(stderr, "resume with:")
+    assert resume == [interpreter(str(REPO_ROOT)), "-m", "client", "resume", str(path)]
+    assert resume[0] != "python" and Path(REPO_ROOT, resume[0]).samefile(sys.executable)
+    assert re.search(r"kept the upload of \S+ \(upload \S+\): [0-3] of 8 parts confirmed in S3", stderr)
+    assert "lifecycle rule" in stderr and stderr.rstrip().endswith("by default)")  # nothing after the hint
     assert wait_for(lambda: len(proxy.stored_parts()) == 3)
     key = state_of(path)["key"]
     upload_id = state_of(path)["uploadId"]
@@ -241,9 +255,11 @@ def test_an_interrupted_upload_is_resumed_sending_only_the_missing_parts(
     assert len(before) == 3
     if found_by == "GET /uploads":
         path.with_name(path.name + ".upload-state.json").unlink()
-    # When it is resumed
+    # When the printed command is run as printed
     proxy.reset()
-    done = run_cli("resume", str(path), "--json", env=env)
+    done = subprocess.run(
+        [*resume, "--json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+    )
     # Then only the 5 missing parts are sent, and S3 holds exactly the file under the same key
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -256,18 +272,19 @@ def test_an_interrupted_upload_is_resumed_sending_only_the_missing_parts(
     assert leftovers(s3, cli_stack.bucket, user)[0] == []
 
 
-def test_ctrl_c_without_keep_parts_aborts_the_upload_and_leaves_nothing(
+def test_ctrl_c_with_abort_on_interrupt_aborts_the_upload_and_leaves_nothing(
     cli_stack: LocalStack, s3: Any, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    # Given an upload under way (2 parts in S3, the next one held)
+    # Given an upload under way (2 parts in S3, the next one held) that was told to abort on Ctrl-C
     path, _ = random_file(tmp_path, 4 * 5 * MIB)
     proxy.reset(pass_limit=2)
-    process = start_cli("put", str(path), "--part-size", "5MiB", env=cli_env(cli_stack, "cli-ctrl-c", proxy))
+    env = cli_env(cli_stack, "cli-ctrl-c", proxy)
+    process = start_cli("put", str(path), "--part-size", "5MiB", "--abort-on-interrupt", env=env)
     # When Ctrl-C is pressed
     code, stderr = interrupt_when_held(process, proxy)
     # Then the CLI exits 130 after aborting: no unfinished upload, no object, no state file
     assert code == 130, stderr
-    assert "aborted upload" in stderr
+    assert "aborted upload" in stderr and "resume with:" not in stderr
     assert leftovers(s3, cli_stack.bucket, "cli-ctrl-c") == ([], [])
     assert not path.with_name(path.name + ".upload-state.json").exists()
 
@@ -276,10 +293,10 @@ def test_abort_removes_a_kept_upload_and_ls_lists_it_until_then(
     cli_stack: LocalStack, s3: Any, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     env = cli_env(cli_stack, "cli-abort", proxy)
-    # Given an interrupted upload whose parts were kept
+    # Given an interrupted upload (its parts are kept)
     path, _ = random_file(tmp_path, 3 * 5 * MIB)
     proxy.reset(pass_limit=1)
-    process = start_cli("put", str(path), "--part-size", "5MiB", "--keep-parts", env=env)
+    process = start_cli("put", str(path), "--part-size", "5MiB", env=env)
     assert interrupt_when_held(process, proxy)[0] == 130
     assert wait_for(lambda: len(proxy.stored_parts()) == 1)
     key = state_of(path)["key"]
@@ -294,6 +311,8 @@ def test_abort_removes_a_kept_upload_and_ls_lists_it_until_then(
     assert f"aborted {key}" in aborted.stdout
     assert leftovers(s3, cli_stack.bucket, "cli-abort") == ([], [])
     assert json.loads(run_cli("ls", "--json", env=env).stdout)["uploads"] == []
+    empty = run_cli("ls", env=env)
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "no unfinished uploads\n")
     # And aborting it again says there is nothing to abort
     again = run_cli("abort", key, env=env)
     assert again.returncode == 9
@@ -346,7 +365,7 @@ def test_no_token_exits_3_and_says_how_to_get_one(cli_stack: LocalStack) -> None
     del env["UPLOAD_API_TOKEN"]
     done = run_cli("ls", env=env)
     assert done.returncode == 3
-    assert "no API token" in done.stderr and "make -s token SUB=me" in done.stderr
+    assert "no API token" in done.stderr and "make -s token SUB=local-user" in done.stderr
 
 
 def test_an_unreachable_api_exits_5(cli_stack: LocalStack) -> None:

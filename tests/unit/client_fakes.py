@@ -6,6 +6,9 @@ body, ETag = MD5 of the part, multipart ETag = MD5 of the MD5s + "-N"), and can 
 ``part_faults[n]`` is a list of failures for part n's next PUTs ("500", "slowdown", "drop",
 "expired", "corrupt": stored with a different ETag, "fatal": 403 SignatureDoesNotMatch);
 ``api_faults`` a list of statuses for the next API calls. No network, no sleeping.
+
+A part body that is a file (the client streams its parts) is read ``read_block`` bytes at a time,
+as urllib3 does with 16 KiB, and ``on_block(part, bytes_read)`` is called after each block.
 """
 
 from __future__ import annotations
@@ -60,15 +63,17 @@ class FakeBackend(BaseAdapter):
         self.complete_etag_override: str | None = None
         self.kms = False
         self.on_put: Any = None  # called with the part number before a PUT is answered
+        self.read_block = 2
+        self.on_block: Any = None  # called with (part number, bytes read so far) while a body is read
         self._lock = threading.Lock()
 
     # ---- transport
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         url = urlsplit(request.url or "")
-        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
         if f"{url.scheme}://{url.netloc}" == S3:
-            return self._s3(request, url, body)
+            return self._s3(request, url)
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
         return self._api(request, url, body)
 
     def close(self) -> None:
@@ -76,7 +81,7 @@ class FakeBackend(BaseAdapter):
 
     # ---- S3
 
-    def _s3(self, request: requests.PreparedRequest, url: Any, body: bytes) -> requests.Response:
+    def _s3(self, request: requests.PreparedRequest, url: Any) -> requests.Response:
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
         number = int(query["partNumber"])
         with self._lock:
@@ -86,10 +91,23 @@ class FakeBackend(BaseAdapter):
         try:
             if self.on_put is not None:
                 self.on_put(number)
+            body = self._read_body(request, number)
             return self._s3_put(request, query, number, body, fault)
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _read_body(self, request: requests.PreparedRequest, number: int) -> bytes:
+        body: Any = request.body
+        if not hasattr(body, "read"):
+            return body if isinstance(body, bytes) else (body or "").encode()
+        assert request.headers.get("Content-Length") == str(len(body)), "a streamed part needs its Content-Length"
+        blocks: list[bytes] = []
+        while block := body.read(self.read_block):
+            blocks.append(block)
+            if self.on_block is not None:
+                self.on_block(number, sum(map(len, blocks)))
+        return b"".join(blocks)
 
     def _s3_put(
         self, request: requests.PreparedRequest, query: dict[str, str], number: int, body: bytes, fault: str | None

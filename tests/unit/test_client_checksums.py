@@ -8,8 +8,9 @@ import hashlib
 import pytest
 
 from client.checksums import (
+    Checksum,
+    PartDigest,
     PartHasher,
-    digest_of,
     from_api_algorithm,
     guess_from_listed_checksum,
     is_md5_etag,
@@ -19,21 +20,27 @@ from client.checksums import (
 )
 
 
+def hashed(data: bytes, checksum: Checksum | None, chunk: int | None = None) -> PartDigest:
+    hasher = PartHasher(checksum)
+    step = chunk or max(1, len(data))
+    for start in range(0, len(data), step):
+        hasher.update(data[start : start + step])
+    return hasher.digest()
+
+
 def test_known_values() -> None:
-    digest = digest_of(b"hello world", "sha256")
+    digest = hashed(b"hello world", "sha256")
     assert digest.md5_hex == "5eb63bbbe01eeed093cb22bb8f5acdc3"
     assert digest.content_md5 == "XrY7u+Ae7tCTyyK7j1rNww=="
     assert digest.checksum == "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="
-    assert digest_of(b"hello world", "crc32").checksum == "DUoRhQ=="  # CRC32 0x0d4a1185
-    assert digest_of(b"hello world", "md5").checksum is None
+    assert hashed(b"hello world", "crc32").checksum == "DUoRhQ=="  # CRC32 0x0d4a1185
+    assert hashed(b"hello world", "md5").checksum is None
 
 
-def test_chunked_hashing_equals_hashing_at_once() -> None:
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+def test_chunked_hashing_equals_hashing_at_once(checksum: Checksum) -> None:
     data = bytes(range(256)) * 100
-    hasher = PartHasher("crc32")
-    for start in range(0, len(data), 999):
-        hasher.update(data[start : start + 999])
-    assert hasher.digest() == digest_of(data, "crc32")
+    assert hashed(data, checksum, chunk=999) == hashed(data, checksum)
 
 
 def test_the_multipart_etag_is_the_md5_of_the_part_md5s() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from client.errors import (
     TransferError,
     exit_code_for,
 )
+from client.hints import interpreter
 from client.progress import ProgressBar
 
 ENV = {"UPLOAD_API_URL": API, "UPLOAD_API_TOKEN": TOKEN}
@@ -93,7 +96,8 @@ def test_no_token_says_how_to_get_one() -> None:
     assert code == ExitCode.CONFIG
     assert err == (
         "error: no API token: set UPLOAD_API_TOKEN or pass --token"
-        " (for the local stack: export UPLOAD_API_TOKEN=$(make -s token SUB=me))\n"
+        " (for the local stack: export UPLOAD_API_TOKEN=$(make -s token SUB=local-user),"
+        " with the SUB you upload as; local-user is `make upload`'s)\n"
     )
 
 
@@ -146,15 +150,105 @@ def test_an_unreachable_api_exits_5() -> None:
     assert err == f"error: cannot reach the API at {API}: connection refused (is it running? `make dev` starts it)\n"
 
 
-def test_ctrl_c_exits_130(backend: FakeBackend, photo: Path) -> None:
-    def ctrl_c(_number: int) -> None:
-        raise KeyboardInterrupt
+def ctrl_c_at(part: int) -> Any:
+    def hook(number: int) -> None:
+        if number == part:
+            raise KeyboardInterrupt
 
-    backend.on_put = ctrl_c
-    code, _, err = run(["put", str(photo), "--part-size", "5", "--no-progress"], session=backend.session())
+    return hook
+
+
+def hint(err: str, label: str) -> str:
+    (line,) = [line for line in err.splitlines() if line.startswith(label)]
+    return line.removeprefix(label).strip()
+
+
+def test_ctrl_c_keeps_the_parts_prints_the_resume_command_and_resume_sends_the_rest(
+    backend: FakeBackend, photo: Path
+) -> None:
+    # Given a put interrupted with Ctrl-C while part 3 is on its way (parts 1 and 2 are in S3)
+    backend.on_put = ctrl_c_at(3)
+    code, _, err = run(["put", str(photo), "--part-size", "5", "--concurrency", "1"], session=backend.session())
+    # Then it exits 130, the upload and its parts stay, and the exact resume command is printed
+    assert code == ExitCode.INTERRUPTED
+    (upload,) = backend.uploads.values()
+    assert set(upload.parts) == {1, 2}
+    assert f"kept the upload of {upload.key} (upload {upload.upload_id}): 2 of 5 parts confirmed in S3" in err
+    resume = hint(err, "resume with:")
+    assert resume == f"{interpreter(os.getcwd())} -m client resume {photo}"
+    assert hint(err, "or abort it:") == f"{interpreter(os.getcwd())} -m client abort {photo}"
+    assert "lifecycle rule" in err
+    # When that command is run (without any option given before)
+    backend.on_put = None
+    backend.put_log.clear()
+    code, out, err = run(shlex.split(resume)[3:], session=backend.session())
+    # Then only the 3 missing parts are sent and the object is the file
+    assert code == ExitCode.OK, err
+    assert sorted(number for number, _ in backend.put_log) == [3, 4, 5]
+    assert "3 parts sent, 2 already there" in out
+    assert backend.objects[upload.key] == photo.read_bytes()
+
+
+def test_under_make_the_resume_command_is_make_with_the_same_user(backend: FakeBackend, photo: Path) -> None:
+    backend.on_put = ctrl_c_at(2)
+    env = {**ENV, "UPLOAD_CLI_MAKE": "make upload SUB=alice"}
+    code, _, err = run(["put", str(photo), "--part-size", "5", "-q"], env=env, session=backend.session())
+    assert code == ExitCode.INTERRUPTED
+    assert hint(err, "resume with:") == f"make upload SUB=alice CMD=resume FILE={photo}"
+
+
+def test_options_from_the_command_line_are_repeated_but_never_the_token(backend: FakeBackend, photo: Path) -> None:
+    backend.on_put = ctrl_c_at(2)
+    argv = ["put", str(photo), "--part-size", "5", "--api-url", API, "--token", TOKEN]
+    code, _, err = run(argv, env={}, session=backend.session())
+    assert code == ExitCode.INTERRUPTED
+    assert hint(err, "resume with:") == (
+        f"{interpreter(os.getcwd())} -m client resume --api-url {API} {photo} --token TOKEN"
+    )
+    assert TOKEN not in err
+
+
+def test_ctrl_c_with_abort_on_interrupt_aborts(backend: FakeBackend, photo: Path) -> None:
+    backend.on_put = ctrl_c_at(3)
+    argv = ["put", str(photo), "--part-size", "5", "--no-progress", "--abort-on-interrupt"]
+    code, _, err = run(argv, session=backend.session())
     assert code == ExitCode.INTERRUPTED
     assert err.rstrip().endswith("interrupted")
-    assert "aborted upload" in err
+    assert "aborted upload" in err and "resume" not in err
+    assert backend.uploads == {}
+
+
+def test_a_failure_with_keep_parts_prints_the_resume_command(backend: FakeBackend, photo: Path) -> None:
+    backend.part_faults[2] = ["fatal"]
+    code, _, err = run(["put", str(photo), "--part-size", "5", "--keep-parts", "-q"], session=backend.session())
+    assert code == ExitCode.TRANSFER
+    assert err.startswith("error: part 2: S3 refused it")
+    assert hint(err, "resume with:").endswith(f"-m client resume {photo}")
+
+
+def test_without_a_state_file_the_resume_command_names_the_upload(
+    backend: FakeBackend, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a directory where no state file can be written
+    monkeypatch.setattr("client.state.save_state", _refuse)
+    backend.on_put = ctrl_c_at(2)
+    code, _, err = run(["put", str(photo), "--part-size", "5"], session=backend.session())
+    (upload,) = backend.uploads.values()
+    assert code == ExitCode.INTERRUPTED
+    resume = hint(err, "resume with:")
+    assert resume.endswith(f"-m client resume --upload-id {shlex.quote(upload.upload_id)} {photo}")
+    assert hint(err, "or abort it:").endswith(f"-m client abort {shlex.quote(upload.upload_id)}")
+
+
+def _refuse(*_: object) -> None:
+    raise PermissionError(13, "Permission denied")
+
+
+def test_ls_says_when_there_is_nothing(backend: FakeBackend) -> None:
+    assert run(["ls"], session=backend.session()) == (0, "", "no unfinished uploads\n")
+    assert run(["ls", "-q"], session=backend.session()) == (0, "", "")
+    code, out, _ = run(["ls", "--json"], session=backend.session())
+    assert (code, json.loads(out)) == (0, {"uploads": []})
 
 
 def test_a_bad_part_size_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

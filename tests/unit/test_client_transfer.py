@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from client_fakes import S3, FakeBackend, FakeUpload
 
-from client.transfer import Outcome, classify
+from client.api import SignedPart
+from client.cancellation import Cancellation, TransferCancelled
+from client.transfer import Outcome, PartBody, classify, put_part
 
 
 def xml(code: str, message: str) -> str:
@@ -67,3 +70,43 @@ def test_a_slow_down_carries_retry_after() -> None:
     result = classify(503, {"Retry-After": "2"}, xml("SlowDown", "Please reduce your request rate."))
     assert result.retry_after == 2.0
     assert result.describe() == "503 SlowDown: Please reduce your request rate"
+
+
+# ------------------------------------------------------------------------------------------ the streamed body
+
+
+def test_a_part_body_reports_each_read_and_gives_its_length() -> None:
+    # Given a 10-byte body
+    reads: list[int] = []
+    body = PartBody(b"0123456789", reads.append, Cancellation())
+    # When the HTTP library reads it in 4-byte blocks
+    blocks = [body.read(4), body.read(4), body.read(4), body.read(4)]
+    # Then it gets the bytes in order, and each read reported the bytes handed out so far
+    assert len(body) == 10
+    assert blocks == [b"0123", b"4567", b"89", b""]
+    assert reads == [4, 8, 10]
+
+
+def test_a_part_body_stops_mid_part_once_the_transfer_is_cancelled() -> None:
+    cancellation = Cancellation()
+    body = PartBody(b"0123456789", lambda _done: None, cancellation)
+    assert body.read(4) == b"0123"
+    cancellation.cancel()
+    with pytest.raises(TransferCancelled):
+        body.read(4)
+
+
+def test_a_body_is_sent_with_its_content_length_and_read_in_blocks() -> None:
+    # Given an S3 stand-in that reads the body 3 bytes at a time
+    backend = FakeBackend()
+    backend.read_block = 3
+    upload_id = "u"
+    backend.uploads[upload_id] = FakeUpload(upload_id, "k", "image/png", None)
+    signed = SignedPart(1, f"{S3}/bucket/k?uploadId={upload_id}&partNumber=1", {})
+    reads: list[int] = []
+    # When a part is PUT as a PartBody
+    result = put_part(backend.session(), signed, PartBody(b"abcdefgh", reads.append, Cancellation()))
+    # Then S3 stored exactly the bytes, and progress was reported per block
+    assert result.outcome is Outcome.STORED
+    assert backend.uploads[upload_id].parts[1][1] == b"abcdefgh"
+    assert reads == [3, 6, 8]

@@ -13,7 +13,7 @@ import pytest
 from client_fakes import API, TOKEN, FakeBackend
 
 from client import ApiError, AuthError, LocalFileError, NotFoundError, RetryPolicy, TransferError, Uploader
-from client.errors import ExitCode
+from client.errors import ExitCode, KeptUpload, UploadInterrupted
 
 PART = 5  # the fake API accepts 5-byte parts, so a test file of a few dozen bytes has many parts
 
@@ -131,6 +131,44 @@ def test_no_more_parts_are_in_flight_than_the_concurrency(
     # When 3 workers upload it / Then at most 3 PUTs were ever in flight (memory: 3 parts)
     make_uploader(backend, sleeps, concurrency=3).upload(write(tmp_path, data))
     assert 1 <= backend.max_in_flight <= 3
+
+
+def test_progress_advances_with_the_bytes_of_a_part_as_they_are_sent(
+    backend: FakeBackend, sleeps: list[float], tmp_path: Path
+) -> None:
+    # Given 10-byte parts that S3 reads 2 bytes at a time, waiting each time until the caller has
+    # been told (so every block gets its own callback)
+    backend.read_block = 2
+    seen: list[int] = []
+    told = threading.Condition()
+
+    def on_progress(done: int, _total: int) -> None:
+        with told:
+            seen.append(done)
+            told.notify_all()
+
+    def on_block(number: int, bytes_read: int) -> None:
+        with told:
+            told.wait_for(lambda: seen[-1] >= (number - 1) * 10 + bytes_read, timeout=5)
+
+    backend.on_block = on_block
+    # When a 23-byte file is uploaded one part at a time
+    make_uploader(backend, sleeps, part_size=10, concurrency=1).upload(write(tmp_path, DATA), on_progress=on_progress)
+    # Then the caller heard of every block as it was sent, five times within each full part
+    assert seen == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23]
+
+
+def test_progress_counts_a_part_sent_twice_once(backend: FakeBackend, sleeps: list[float], tmp_path: Path) -> None:
+    # Given part 2 fails once after its whole body was sent
+    backend.part_faults[2] = ["500"]
+    progress: list[int] = []
+    # When the file is uploaded
+    make_uploader(backend, sleeps, concurrency=1).upload(
+        write(tmp_path, DATA), on_progress=lambda done, _total: progress.append(done)
+    )
+    # Then progress never went back nor past the file's size
+    assert progress == sorted(progress) and progress[-1] == len(DATA)
+    assert backend.puts_of(2) == ["500", "ok"]
 
 
 # ------------------------------------------------------------------------------------------ retries
@@ -270,26 +308,71 @@ def ctrl_c_at(part: int) -> Callable[[int], None]:
     return hook
 
 
-def test_ctrl_c_aborts_the_upload(backend: FakeBackend, sleeps: list[float], tmp_path: Path) -> None:
+def test_ctrl_c_keeps_the_parts_and_resume_sends_only_the_rest(
+    backend: FakeBackend, sleeps: list[float], tmp_path: Path
+) -> None:
+    # Given an upload interrupted with Ctrl-C after 2 parts, with no option given
     path = write(tmp_path, DATA)
     backend.on_put = ctrl_c_at(3)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(UploadInterrupted) as raised:
         make_uploader(backend, sleeps, concurrency=1).upload(path)
-    assert backend.uploads == {}
+    backend.on_put = None
+    # Then the upload and its 2 parts stay in S3, the state file names it, and the interrupt says so
+    (upload,) = backend.uploads.values()
+    assert set(upload.parts) == {1, 2}
+    state = json.loads(state_path(path).read_text())
+    assert (state["uploadId"], state["key"], state["partSize"]) == (upload.upload_id, upload.key, PART)
+    assert raised.value.kept == KeptUpload(
+        upload_id=upload.upload_id,
+        key=upload.key,
+        path=str(path),
+        parts_stored=2,
+        part_count=5,
+        state_file=str(state_path(path)),
+    )
+    assert isinstance(raised.value, KeyboardInterrupt)
+    assert ("DELETE", f"/uploads/{upload.upload_id}") not in backend.api_log
+    # When it is resumed
+    backend.put_log.clear()
+    result = make_uploader(backend, sleeps).resume(path)
+    # Then only the missing parts are sent, and the object is the file
+    assert sorted(number for number, _ in backend.put_log) == [3, 4, 5]
+    assert (result.parts_sent, result.parts_reused) == (3, 2)
+    assert backend.objects[result.key] == DATA
+    assert result.key == state["key"]
     assert not state_path(path).exists()
 
 
-def test_ctrl_c_in_the_calling_thread_aborts_the_upload(
+def test_ctrl_c_with_abort_on_interrupt_aborts_the_upload(
     backend: FakeBackend, sleeps: list[float], tmp_path: Path
 ) -> None:
+    path = write(tmp_path, DATA)
+    backend.on_put = ctrl_c_at(3)
+    with pytest.raises(UploadInterrupted) as raised:
+        make_uploader(backend, sleeps, concurrency=1).upload(path, abort_on_interrupt=True)
+    assert raised.value.kept is None
+    assert backend.uploads == {}
+    assert backend.api_log[-1][0] == "DELETE"
+    assert not state_path(path).exists()
+
+
+@pytest.mark.parametrize("abort_on_interrupt", [False, True])
+def test_ctrl_c_in_the_calling_thread_stops_the_transfer(
+    backend: FakeBackend, sleeps: list[float], tmp_path: Path, abort_on_interrupt: bool
+) -> None:
+    # Given a progress callback (the calling thread) that is interrupted once bytes are sent
     def on_progress(done: int, _total: int) -> None:
         if done > 0:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        make_uploader(backend, sleeps).upload(write(tmp_path, DATA), on_progress=on_progress)
-    assert backend.uploads == {}
-    assert backend.api_log[-1][0] == "DELETE"
+    # When the file is uploaded / Then the interrupt comes through, keeping or aborting the upload
+    with pytest.raises(UploadInterrupted) as raised:
+        make_uploader(backend, sleeps).upload(
+            write(tmp_path, DATA), on_progress=on_progress, abort_on_interrupt=abort_on_interrupt
+        )
+    assert (raised.value.kept is None) is abort_on_interrupt
+    assert (backend.uploads == {}) is abort_on_interrupt
+    assert (backend.api_log[-1][0] == "DELETE") is abort_on_interrupt
 
 
 def test_cancel_from_another_thread_stops_like_ctrl_c(
@@ -297,35 +380,25 @@ def test_cancel_from_another_thread_stops_like_ctrl_c(
 ) -> None:
     uploader = make_uploader(backend, sleeps, concurrency=1)
     backend.on_put = lambda number: uploader.cancel() if number == 2 else None
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(UploadInterrupted) as raised:
         uploader.upload(write(tmp_path, DATA))
-    assert backend.uploads == {}
+    assert raised.value.kept is not None and raised.value.kept.parts_stored == 1
     assert len(backend.put_log) < 5
+    (upload,) = backend.uploads.values()
+    assert set(upload.parts) == {1}  # part 2 stopped mid-body: S3 never got it
 
 
-def test_ctrl_c_with_keep_parts_keeps_them_and_resume_sends_only_the_rest(
+def test_a_failure_with_keep_parts_keeps_them_and_says_so(
     backend: FakeBackend, sleeps: list[float], tmp_path: Path
 ) -> None:
-    # Given an upload interrupted after 2 parts, keeping them
     path = write(tmp_path, DATA)
-    backend.on_put = ctrl_c_at(3)
-    with pytest.raises(KeyboardInterrupt):
+    backend.part_faults[3] = ["fatal"]
+    with pytest.raises(TransferError) as raised:
         make_uploader(backend, sleeps, concurrency=1).upload(path, keep_parts=True)
-    backend.on_put = None
     (upload,) = backend.uploads.values()
-    state = json.loads(state_path(path).read_text())
-    assert (state["uploadId"], state["key"], state["partSize"]) == (upload.upload_id, upload.key, PART)
-    kept = set(upload.parts)
-    assert kept == {1, 2}
-    # When it is resumed
-    backend.put_log.clear()
-    result = make_uploader(backend, sleeps).resume(path)
-    # Then only the missing parts are sent, and the object is the file
-    assert sorted(number for number, _ in backend.put_log) == sorted(set(range(1, 6)) - kept)
-    assert (result.parts_sent, result.parts_reused) == (5 - len(kept), len(kept))
-    assert backend.objects[result.key] == DATA
-    assert result.key == state["key"]
-    assert not state_path(path).exists()
+    assert raised.value.kept is not None
+    assert (raised.value.kept.upload_id, raised.value.kept.parts_stored) == (upload.upload_id, 2)
+    assert state_path(path).exists()
 
 
 def kept_upload(backend: FakeBackend, sleeps: list[float], path: Path, fail_part: int = 3) -> None:
