@@ -10,11 +10,13 @@ export AWS_DEFAULT_REGION ?= us-east-1
 setup:
 	@scripts/bootstrap.sh
 
+# PARAMETERS="Name=Value ..." overrides template Parameters (like sam deploy --parameter-overrides);
+# JSON_LOGS=1 prints the functions' JSON logs instead of one line per request and per validation.
 dev: setup  ## run the whole API locally (embedded S3 + API gateway + validator loop)
-	@$(PY) -m local.dev
+	@$(PY) -m local.dev $(if $(PARAMETERS),--parameter-overrides $(PARAMETERS)) $(if $(JSON_LOGS),--json-logs)
 
 token: setup  ## print a local JWT for a user: make token SUB=alice
-	@$(PY) -m local.dev --token $(or $(SUB),local-user)
+	@$(PY) -m local.dev --token $(or $(SUB),local-user) $(if $(PARAMETERS),--parameter-overrides $(PARAMETERS))
 
 upload: setup  ## upload a file to the running local stack with the CLI: make upload FILE=photo.png [SUB=alice]
 	@UPLOAD_API_URL=$${UPLOAD_API_URL:-http://127.0.0.1:$${API_PORT:-3000}} \

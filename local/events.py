@@ -113,7 +113,9 @@ class EventSources:
         return self
 
     def _wire_bucket_notifications(self) -> None:
-        configuration = self._template.bucket_notifications(self._values, self._overrides)
+        configuration = (
+            self._template.bucket_properties(self._values, self._overrides).get("NotificationConfiguration") or {}
+        )
         arns = {self._function_arn(logical_id): logical_id for logical_id in self._specs}
         for item in configuration.get("LambdaConfigurations") or []:
             logical_id = arns.get(str(item.get("Function")))
