@@ -163,7 +163,8 @@ class Resolver:
             if key == "Fn::Sub":
                 return self._sub(argument, where)
             if key == "Fn::GetAtt":
-                return self.get_att(*[str(part) for part in self.resolve(argument, where)], where=where)
+                resource_id, attribute = (str(part) for part in self.resolve(argument, where))
+                return self.get_att(resource_id, attribute, where)
             if key == "Fn::If":
                 condition, when_true, when_false = argument
                 return self.resolve(when_true if self.condition(condition) else when_false, where)
@@ -215,13 +216,17 @@ class Resolver:
         if key in self._values:
             return self._values[key]
         resource = self._template.resources.get(resource_id)
+        functions = self._template.resources_of_type(FUNCTION_TYPE)
+        if resource is None and any(resource_id.startswith(function) for function in functions):
+            return f"local-{resource_id}-{attribute}"  # a resource SAM generates for a function (its Role)
         if resource is None:
             raise TemplateError(f"{where}: GetAtt of unknown resource {resource_id!r}")
         name = self._name(resource_id, resource, where)
         if attribute == "QueueName" and resource.get("Type") == QUEUE_TYPE:
             return name
         if attribute == "Arn" and resource.get("Type") in ARN_FORMATS:
-            return ARN_FORMATS[resource["Type"]].format(name=self._values.get(resource_id, name))
+            own = name if resource["Type"] == QUEUE_TYPE else self._values.get(resource_id, name)  # Ref: a URL
+            return ARN_FORMATS[resource["Type"]].format(name=own)
         # Attributes that exist only after a deployment (role ARNs, ...): a recognisable stand-in.
         return f"local-{resource_id}-{attribute}"
 
@@ -243,7 +248,8 @@ class Resolver:
             if name in variables:
                 return stringify(variables[name], where)
             if "." in name and not name.startswith("AWS::"):
-                return stringify(self.get_att(*name.split(".", 1), where=where), where)
+                resource_id, attribute = name.split(".", 1)
+                return stringify(self.get_att(resource_id, attribute, where), where)
             return stringify(self.ref(name, where), where)
 
         return re.sub(r"\$\{([^}]*)\}", replace, text)
@@ -354,7 +360,7 @@ class Template:
         """The template's own layers, in order; public layer ARNs (Powertools) come from the venv."""
         directories: list[Path] = []
         for layer in layers:
-            resource = self.resources.get(layer.get("Ref")) if isinstance(layer, dict) else None
+            resource = self.resources.get(str(layer.get("Ref"))) if isinstance(layer, dict) else None
             if resource is None or resource.get("Type") != LAYER_TYPE:
                 continue
             root = (self.base_dir / str(resource["Properties"]["ContentUri"])).resolve()

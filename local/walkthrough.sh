@@ -9,7 +9,7 @@ AUTH="authorization: Bearer $TOKEN"
 WORK=$(mktemp -d)
 field() { $PY -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
-# a presigned POST form upload of a small image (S3 answers 204)
+# a presigned POST form upload of a small image (S3 answers 201)
 $PY -c 'import sys; from PIL import Image; Image.new("RGB", (32, 32), "teal").save(sys.argv[1])' "$WORK/small.png"
 FORM=$(curl -sS --fail-with-body -X POST "$API/uploads/form" -H "$AUTH" -H 'content-type: application/json' \
   -d "{\"filename\":\"small.png\",\"contentType\":\"image/png\",\"size\":$(wc -c < "$WORK/small.png")}")
