@@ -236,7 +236,8 @@ class Resolver:
         for prop in (f"{str(resource.get('Type', '')).rsplit('::', 1)[-1]}Name", "Name"):
             if prop in properties:
                 return self.resolve_string(properties[prop], f"{where} -> {logical_id}.{prop}")
-        return f"{LOCAL_STACK_NAME}-{logical_id}"
+        name = f"{LOCAL_STACK_NAME}-{logical_id}"
+        return name.lower() if resource.get("Type") == BUCKET_TYPE else name  # bucket names are lower case
 
     def _sub(self, argument: Any, where: str) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], self.resolve(argument[1]))
