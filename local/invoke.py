@@ -32,8 +32,8 @@ from PIL import Image
 
 from local.dev import parse_overrides
 from local.functions import LocalAws, WorkerError, WorkerProcess, lambda_environment
-from local.resources import existing_resource_values, provision
-from local.s3server import EmbeddedS3, S3StartError
+from local.resources import provision
+from local.s3server import EmbeddedS3, S3StartError, s3_client, sqs_client
 from local.template import Template, TemplateError, load_template
 
 
@@ -110,7 +110,8 @@ def invoke(
             keys = localise_event(event, bucket, embedded.s3_client())
         else:
             endpoint = s3_endpoint
-            bucket, values = existing_resource_values(endpoint, template, parameter_overrides)
+            s3, sqs = s3_client(endpoint), sqs_client(endpoint)
+            bucket, values = provision(s3, sqs, template, parameter_overrides)  # idempotent: finds what exists
             keys = localise_event(event, bucket, None)
         spec = template.function(function_id, values, parameter_overrides)
         worker = WorkerProcess(spec, lambda_environment(spec, LocalAws(endpoint), env_vars))

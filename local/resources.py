@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local.template import HTTP_API_TYPE, LOCAL_ACCOUNT_ID, QUEUE_TYPE, Template
+from local.template import HTTP_API_TYPE, QUEUE_TYPE, Template
 
 QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "VisibilityTimeout")
 # CloudFormation's CorsRule names -> S3 API's.
@@ -112,18 +112,11 @@ def lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _apply_encryption(s3: Any, bucket: str, encryption: Mapping[str, Any] | None) -> None:
-    if not encryption:
-        return
-    rules = []
-    for rule in encryption.get("ServerSideEncryptionConfiguration") or []:
-        default = dict(rule.get("ServerSideEncryptionByDefault") or {})
-        if default.get("SSEAlgorithm") != "AES256":
-            warn(f"bucket encryption {default.get('SSEAlgorithm')} is not emulated; objects use SSE-S3")
-            default = {"SSEAlgorithm": "AES256"}
-        converted: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": default}
-        if "BucketKeyEnabled" in rule:
-            converted["BucketKeyEnabled"] = bool(rule["BucketKeyEnabled"])
-        rules.append(converted)
+    rules = [
+        {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+        | ({"BucketKeyEnabled": bool(rule["BucketKeyEnabled"])} if "BucketKeyEnabled" in rule else {})
+        for rule in (encryption or {}).get("ServerSideEncryptionConfiguration") or []
+    ]
     if rules:
         try:
             s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
@@ -134,8 +127,8 @@ def _apply_encryption(s3: Any, bucket: str, encryption: Mapping[str, Any] | None
 def provision(
     s3: Any, sqs: Any, template: Template, parameter_overrides: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, str]]:
-    """Creates the template's queues and bucket; returns the bucket name and the values that
-    resolve Ref/GetAtt of local resources (the bucket, the queues, the HTTP API)."""
+    """Creates the template's queues and bucket (or re-applies their settings: it is idempotent);
+    returns the bucket name and the values that resolve Ref/GetAtt of them and of the HTTP API."""
     bucket = template.bucket_name(parameter_overrides)
     values = {
         template.bucket_logical_id(): bucket,
@@ -143,28 +136,4 @@ def provision(
         **create_queues(sqs, template, parameter_overrides),
     }
     create_bucket(s3, template, bucket, values, parameter_overrides)
-    return bucket, values
-
-
-def existing_resource_values(
-    endpoint_url: str, template: Template, parameter_overrides: Mapping[str, str] | None = None
-) -> tuple[str, dict[str, str]]:
-    """What ``provision`` returns, for resources an already running local stack has created."""
-    bucket = template.bucket_name(parameter_overrides)
-    values = {
-        template.bucket_logical_id(): bucket,
-        **{logical_id: "local" for logical_id in template.resources_of_type(HTTP_API_TYPE)},
-    }
-    resolver = template.resolver({}, parameter_overrides)
-    for logical_id in template.resources_of_type(QUEUE_TYPE):
-        name = str(resolver.get_att(logical_id, "QueueName", logical_id))
-        url = f"{endpoint_url.rstrip('/')}/{LOCAL_ACCOUNT_ID}/{name}"
-        values.update(
-            {
-                logical_id: url,
-                f"{logical_id}.Arn": str(resolver.get_att(logical_id, "Arn", logical_id)),
-                f"{logical_id}.QueueName": name,
-                f"{logical_id}.QueueUrl": url,
-            }
-        )
     return bucket, values
