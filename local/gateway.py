@@ -492,7 +492,7 @@ class GatewayServer:
         self._config = Config()
         self._config.bind = [f"fd://{os.dup(self._socket.fileno())}"]
         self._config.loglevel = "WARNING"
-        self._config.graceful_timeout = 1.0
+        self._config.graceful_timeout = 0.5  # idle keep-alive connections must not hold up stop()
         self._config.include_server_header = False
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="local-gateway")
         self._loop: asyncio.AbstractEventLoop | None = None
