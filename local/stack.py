@@ -49,6 +49,8 @@ class LocalStack:
     across restarts (default: nothing is kept). ``demo_page`` serves the local-only demo page
     (Uppy) at ``demo_url``, outside the template's routes. ``signing_key`` signs and verifies
     the local tokens (default: the key kept in .local-data/, shared with ``make token``).
+    ``access_log`` is called once per API request and ``log_sink`` with every line a function
+    writes (local/console.py makes them readable); by default the functions log to stderr.
     """
 
     def __init__(
