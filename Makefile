@@ -10,11 +10,13 @@ export AWS_DEFAULT_REGION ?= us-east-1
 setup:
 	@scripts/bootstrap.sh
 
+# PARAMETERS="Name=Value ..." overrides template Parameters (like sam deploy --parameter-overrides);
+# JSON_LOGS=1 prints the functions' JSON logs instead of one line per request and per validation.
 dev: setup  ## run the whole API locally (embedded S3 + API gateway + validator loop)
-	@$(PY) -m local.dev
+	@$(PY) -m local.dev $(if $(PARAMETERS),--parameter-overrides $(PARAMETERS)) $(if $(JSON_LOGS),--json-logs)
 
 token: setup  ## print a local JWT for a user: make token SUB=alice
-	@$(PY) -m local.dev --token $(or $(SUB),local-user)
+	@$(PY) -m local.dev --token $(or $(SUB),local-user) $(if $(PARAMETERS),--parameter-overrides $(PARAMETERS))
 
 # The CLI against the running local stack, as $(or $(SUB),local-user) (a token is made unless UPLOAD_API_TOKEN is set):
 #   make upload FILE=photo.png [SUB=alice] [ARGS="--part-size 16MiB"]   (CMD=resume|ls|abort|import for the others)

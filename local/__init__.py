@@ -2,5 +2,6 @@
 function workers that run the real handlers like Lambda containers, and an HTTP gateway that
 serves the template's routes with API Gateway HTTP API (payload 2.0) semantics.
 
-Local only: the JWT authorizer emulation does not check token signatures.
+Its JWT authorizer verifies tokens like API Gateway's, against the JWKS of a local key
+(local/tokens.py): only tokens from `make token` (or ``LocalStack.token_for``) are accepted.
 """

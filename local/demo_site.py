@@ -7,9 +7,9 @@ for requests that no template route matches, so it can never shadow or change a 
     GET /demo/vendor/...    Uppy's prebuilt bundle from local/demo/node_modules (npm ci)
     GET /demo/config.json   the API's URL and a fresh local token for user "demo-user"
 
-The token is as unsigned as every local token (see local/tokens.py): handing it to anyone who
-asks is harmless here because the local authorizer accepts any well-formed token anyway, and
-no real API Gateway accepts it.
+The token is signed with the local key (see local/tokens.py), which only the local authorizer
+trusts; handing one for the demo user to whoever reaches 127.0.0.1 is the local stack's choice,
+and no real API Gateway accepts it.
 """
 
 from __future__ import annotations

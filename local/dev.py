@@ -2,11 +2,12 @@
 
     python -m local.dev                 # S3 on S3_PORT (default 4566), API on API_PORT (default 3000)
     python -m local.dev --persist       # keep the bucket's objects in .local-data/ across restarts
+    python -m local.dev --parameter-overrides MaxConcurrentUploads=3   # like sam deploy's
+    python -m local.dev --json-logs     # the functions' JSON logs instead of one line per event
     python -m local.dev --token bob     # print a local token for user "bob" and exit
 
-Prints the URLs, a ready-to-use token and copy-pasteable commands (a multipart upload with curl,
-a presigned POST form upload), logs one line per API request and the functions' own logs to
-stderr, and shuts everything down on Ctrl-C (or SIGTERM).
+Prints the URLs, a ready-to-use token and the README's curl walk-through, then one line per API
+request and per validation, and shuts everything down on Ctrl-C (or SIGTERM).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local import console
 from local.demo_site import uppy_installed
 from local.s3server import PortInUseError, S3StartError
 from local.stack import LocalStack, port_from_env, token_for
@@ -30,23 +32,30 @@ DEFAULT_S3_PORT = 4566
 DEFAULT_API_PORT = 3000
 DEFAULT_USER = "local-user"
 PERSIST_DIR = REPO_ROOT / ".local-data" / "s3"
+WALKTHROUGH = Path(__file__).with_name("walkthrough.sh")
 
-EXAMPLES = Path(__file__).with_name("dev-examples.sh")
+
+def walkthrough(api: str, s3: str, bucket: str) -> str:
+    """The curl walk-through (the README's block) for a stack at these addresses."""
+    text = WALKTHROUGH.read_text(encoding="utf-8")
+    return text.replace("@API@", api).replace("@S3@", s3).replace("@BUCKET@", bucket)
 
 
-def examples(stack: LocalStack, token: str) -> str:
-    """The copy-pasteable commands of dev-examples.sh, filled in for the running stack."""
-    text = EXAMPLES.read_text(encoding="utf-8")
-    for placeholder, value in {
-        "@API@": stack.api_url,
-        "@TOKEN@": token,
-        "@S3@": stack.s3_endpoint,
-        "@BUCKET@": stack.bucket,
-        "@PYTHON@": sys.executable,
-        "@ROOT@": str(REPO_ROOT),
-    }.items():
-        text = text.replace(placeholder, value)
-    return text
+def default_walkthrough() -> str:
+    """The walk-through for `make dev` with default ports and parameters, as the README shows it."""
+    bucket = load_template().bucket_name()
+    return walkthrough(f"http://127.0.0.1:{DEFAULT_API_PORT}", f"http://127.0.0.1:{DEFAULT_S3_PORT}", bucket)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """``Name=Value`` items (each may hold several, space-separated), as sam's --parameter-overrides."""
+    overrides: dict[str, str] = {}
+    for item in (word for entry in items for word in entry.split()):
+        name, separator, value = item.partition("=")
+        if not separator or not name:
+            raise ValueError(f"--parameter-overrides takes Name=Value, got {item!r}")
+        overrides[name] = value
+    return overrides
 
 
 def banner(stack: LocalStack, token: str) -> str:
@@ -54,6 +63,7 @@ def banner(stack: LocalStack, token: str) -> str:
         f"  {route.method:<6} {route.path}{'' if route.authorized else '   (no token needed)'}"
         for route in stack.template.routes(stack.parameter_overrides)
     )
+    overrides = " ".join(f"{name}={value}" for name, value in stack.parameter_overrides.items()) or "none"
     demo_note = "(Uppy; local only)" if uppy_installed() else "(Uppy is not installed: run scripts/bootstrap.sh)"
     return f"""
 Local stack is running (127.0.0.1 only). Ctrl-C stops it.
@@ -62,27 +72,31 @@ Local stack is running (127.0.0.1 only). Ctrl-C stops it.
   S3          {stack.s3_endpoint}   (access key "test", secret "test", region {stack.region}, path-style)
   bucket      {stack.bucket}
   demo page   {stack.demo_url}   {demo_note}
+  parameters  {overrides}
 
 Routes (from template.yaml):
 {routes}
 
-Token for user "{DEFAULT_USER}" (local only: signatures are not checked; valid 24 h):
+Token for user "{DEFAULT_USER}" (RS256, signed with the local key in .local-data/; valid 24 h):
   {token}
 Another user's token:  make token SUB=<user>   (in {REPO_ROOT})
 
-{examples(stack, token)}"""
+# ---- the README's walk-through: a form upload and a 20 MB multipart upload (paste into bash in {REPO_ROOT})
+{walkthrough(stack.api_url, stack.s3_endpoint, stack.bucket)}"""
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run(persist: bool) -> int:
+def run(persist: bool, parameter_overrides: Mapping[str, str], json_logs: bool) -> int:
     stack = LocalStack(
         s3_port=port_from_env("S3_PORT", DEFAULT_S3_PORT),
         api_port=port_from_env("API_PORT", DEFAULT_API_PORT),
+        parameter_overrides=parameter_overrides,
         data_dir=PERSIST_DIR if persist else None,
-        access_log=True,
+        access_log=console.access_line,
+        log_sink=None if json_logs else console.function_line,
     )
     if persist:
         PERSIST_DIR.mkdir(parents=True, exist_ok=True)
@@ -101,13 +115,20 @@ def run(persist: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.dev", description="Run the API locally (make dev).")
     parser.add_argument("--persist", action="store_true", help=f"keep S3 data in {PERSIST_DIR.relative_to(REPO_ROOT)}")
+    parser.add_argument(
+        "--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE", help="template Parameters, as sam's"
+    )
+    parser.add_argument("--json-logs", action="store_true", help="print the functions' JSON logs as they are")
     parser.add_argument("--token", metavar="USER", help="print a local token for USER and exit")
     args = parser.parse_args(argv)
     try:
+        overrides = parse_overrides(args.parameter_overrides)
         if args.token:
-            print(token_for(load_template(), args.token))
+            template = load_template()
+            template.check_overrides(overrides)
+            print(token_for(template, args.token, parameter_overrides=overrides))
             return 0
-        return run(args.persist)
+        return run(args.persist, overrides, args.json_logs)
     except (PortInUseError, S3StartError, TemplateError, ValueError) as error:
         print(f"make dev: {error}", file=sys.stderr)
         return 1

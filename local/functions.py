@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +32,9 @@ LOCAL_SECRET_KEY = "test"  # noqa: S105 - the emulator's well-known test secret
 DEFAULT_MAX_WORKERS = 4
 # Importing the handler is Lambda's init phase, which Lambda caps at 10 s.
 INIT_TIMEOUT_SECONDS = 10.0
+
+# Receives each line a function writes (its logs), with the function's logical id; None: stderr.
+LogSink = Callable[[str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,8 @@ def lambda_environment(
             "AWS_ENDPOINT_URL_SQS": aws.endpoint_url,
             # No X-Ray daemon locally; metrics are printed as EMF to the log, as in Lambda.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # Powertools warns on every invocation that records no metric; that is not news locally.
+            "PYTHONWARNINGS": "ignore:No application metrics to publish",
         }
     )
     environment.setdefault("POWERTOOLS_METRICS_NAMESPACE", "local")
@@ -160,7 +165,7 @@ def _read_exact(stream: IO[bytes], size: int, deadline: float | None) -> bytes:
 class WorkerProcess:
     """One worker subprocess: the handler imported once, invocations answered in order."""
 
-    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], log_sink: LogSink | None = None) -> None:
         self.spec = spec
         self._process = subprocess.Popen(
             [sys.executable, "-P", str(WORKER_SCRIPT), *(str(path) for path in spec.layer_dirs)],
@@ -168,10 +173,13 @@ class WorkerProcess:
             cwd=spec.code_uri,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=None if log_sink is None else subprocess.PIPE,
             # Its own session: Ctrl-C in a terminal reaches the stack, which then stops workers.
             start_new_session=True,
         )
         self.code_stamp = code_stamp(spec)
+        if log_sink is not None:
+            threading.Thread(target=self._forward_logs, args=(log_sink,), daemon=True).start()
         try:
             ready = self._receive(time.monotonic() + INIT_TIMEOUT_SECONDS)
         except (TimeoutError, WorkerError):
@@ -204,6 +212,12 @@ class WorkerProcess:
         if response.get("ok"):
             return Invocation(True, request_id, result=response.get("result"))
         return Invocation(False, request_id, error=response.get("error") or {})
+
+    def _forward_logs(self, log_sink: LogSink) -> None:
+        assert self._process.stderr is not None
+        with self._process.stderr:
+            for raw in self._process.stderr:
+                log_sink(self.spec.logical_id, raw.decode("utf-8", "replace"))
 
     def describe(self) -> dict[str, Any]:
         """The worker's os.environ and sys.path, for tests and debugging."""
@@ -248,9 +262,16 @@ class WorkerProcess:
 class FunctionPool:
     """Up to ``max_workers`` warm workers of one function, created when the load needs them."""
 
-    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], max_workers: int = DEFAULT_MAX_WORKERS):
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: Mapping[str, str],
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        log_sink: LogSink | None = None,
+    ) -> None:
         self.spec = spec
         self.environment = dict(environment)
+        self._log_sink = log_sink
         self._max_workers = max_workers
         self._idle: list[WorkerProcess] = []
         self._count = 0
@@ -303,7 +324,7 @@ class FunctionPool:
                     break
                 self._condition.wait()
         try:
-            return WorkerProcess(self.spec, self.environment)
+            return WorkerProcess(self.spec, self.environment, self._log_sink)
         except BaseException:
             with self._condition:
                 self._count -= 1
@@ -330,10 +351,11 @@ class Functions:
         aws: LocalAws,
         env_overrides: Mapping[str, Any] | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
+        log_sink: LogSink | None = None,
     ) -> None:
         self.specs = {spec.logical_id: spec for spec in specs}
         self._pools = {
-            spec.logical_id: FunctionPool(spec, lambda_environment(spec, aws, env_overrides), max_workers)
+            spec.logical_id: FunctionPool(spec, lambda_environment(spec, aws, env_overrides), max_workers, log_sink)
             for spec in specs
         }
 

@@ -1,38 +1,45 @@
 """A local API Gateway HTTP API: the template's routes, its JWT authorizer and CORS, payload 2.0.
 
 ``Gateway.dispatch`` turns one HTTP request into an API Gateway 2.0 event, invokes the route's
-function and shapes its answer the way API Gateway does; ``GatewayServer`` puts it on
-127.0.0.1 with the standard library's threading HTTP server.
+function and shapes its answer the way API Gateway does; ``GatewayServer`` serves it on 127.0.0.1
+with Hypercorn (HTTP/1.1 keep-alive, TCP_NODELAY), the ASGI server MiniStack runs on too.
 
-Local only: the JWT authorizer reads the token's claims WITHOUT checking its signature. It does
-check what API Gateway checks besides the signature: the token's shape, ``exp`` (required, in the
-future), ``nbf``, ``iss`` (the authorizer's issuer), ``aud`` (one of its audiences) and the
-route's scopes. The handlers additionally need ``sub``, so a token without it is refused too.
+The JWT authorizer checks what API Gateway checks: the signature against a JWKS (the local
+issuer's, local/tokens.py), ``iss``, ``aud`` (or ``client_id``) against the template's audiences,
+``exp``, ``nbf`` and the route's scopes. The handlers also need ``sub``, so a token without it is
+refused too. The gateway's own answers are API Gateway's: ``{"message": "Unauthorized"}`` and so on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import os
 import secrets
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+import jwt
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
 from local.functions import Invocation
 from local.template import LOCAL_ACCOUNT_ID, JwtAuthorizer, Route
-from local.tokens import b64url_decode
+from local.tokens import ALGORITHM, LOCAL_ISSUER, default_key
 
 # API Gateway's request payload limit.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 API_ID = "local"
+JWKS_PATH = "/.well-known/jwks.json"
 TEXT_MEDIA_TYPES = (
     "application/json",
     "application/xml",
@@ -149,39 +156,50 @@ class Principal:
     scopes: list[str] | None
 
 
-def authorize(authorization: str | None, authorizer: JwtAuthorizer | None, now: float | None = None) -> Principal:
-    """Reads and checks a bearer token's claims (no signature check: local only)."""
-    if not authorization:
-        raise Unauthorized("no token")
-    token = authorization.strip()
+class JwksVerifier:
+    """Verifies RS256 tokens of one issuer against its JWKS, as API Gateway's JWT authorizer does."""
+
+    def __init__(self, jwks: Mapping[str, Any], issuer: str = LOCAL_ISSUER) -> None:
+        self.jwks = dict(jwks)
+        self.issuer = issuer
+        self._keys = jwt.PyJWKSet.from_dict(self.jwks)
+
+    @classmethod
+    def local(cls) -> JwksVerifier:
+        return cls(default_key().jwks())
+
+    def claims(self, token: str) -> dict[str, Any]:
+        try:
+            key = self._keys[str(jwt.get_unverified_header(token).get("kid"))]
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "sub"], "verify_aud": False},
+            )
+        except (jwt.PyJWTError, KeyError):
+            raise Unauthorized("invalid token") from None
+        return claims
+
+
+def authorize(
+    authorization: str | None, authorizer: JwtAuthorizer | None, verifier: JwksVerifier | None = None
+) -> Principal:
+    """The caller of a bearer token that the verifier and the authorizer's audiences accept."""
+    token = (authorization or "").strip()
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise Unauthorized("not a JWT")
-    try:
-        header = json.loads(b64url_decode(parts[0]))
-        payload = json.loads(b64url_decode(parts[1]))
-    except (ValueError, binascii.Error):
-        raise Unauthorized("undecodable JWT") from None
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise Unauthorized("not a JWT")
-    current = time.time() if now is None else now
-    expires = payload.get("exp")
-    if not isinstance(expires, int | float) or isinstance(expires, bool) or expires <= current:
-        raise Unauthorized("expired or without exp")
-    not_before = payload.get("nbf")
-    if isinstance(not_before, int | float) and not_before > current:
-        raise Unauthorized("not valid yet")
+    if not token:
+        raise Unauthorized("no token")
+    payload = (verifier or JwksVerifier.local()).claims(token)
     if not isinstance(payload.get("sub"), str) or not payload["sub"]:
         raise Unauthorized("no sub")
-    if authorizer is not None:
-        if authorizer.issuer and payload.get("iss") != authorizer.issuer:
-            raise Unauthorized("wrong issuer")
-        audience = payload.get("aud", payload.get("client_id"))
-        audiences = set(audience) if isinstance(audience, list) else {audience}
-        if authorizer.audience and not audiences & set(authorizer.audience):
-            raise Unauthorized("wrong audience")
+    # API Gateway accepts a token whose aud, or else client_id (Cognito access tokens), is listed.
+    audience = payload.get("aud", payload.get("client_id"))
+    audiences = set(audience) if isinstance(audience, list) else {audience}
+    if authorizer is not None and authorizer.audience and not audiences & set(authorizer.audience):
+        raise Unauthorized("wrong audience")
     scopes: list[str] | None = None
     if isinstance(payload.get("scope"), str):
         scopes = payload["scope"].split()
@@ -291,12 +309,14 @@ class Gateway:
         cors: Mapping[str, Any] | None = None,
         authorizers: Mapping[str, JwtAuthorizer] | None = None,
         local_pages: LocalPages | None = None,
+        verifier: JwksVerifier | None = None,
     ) -> None:
         self.table = RouteTable(routes)
         self._invoke = invoke
         self.cors = Cors(cors or {})
         self._authorizers = dict(authorizers or {})
         self._local_pages = local_pages
+        self.verifier = verifier or JwksVerifier.local()
 
     def dispatch(self, request: Request) -> GatewayResponse:
         request_id = _request_id()
@@ -315,6 +335,8 @@ class Gateway:
         found = self.table.match(request.method, request.raw_path)
         if found is None:
             # Template routes always win: a local page can never shadow or change the API.
+            if request.method == "GET" and request.raw_path == JWKS_PATH:
+                return json_response(200, self.verifier.jwks)
             page = self._local_pages(request) if self._local_pages is not None else None
             return page if page is not None else message(404, "Not Found")
         route = found.route
@@ -323,7 +345,7 @@ class Gateway:
             authorizer = self._authorizers.get(route.authorizer or "")
             source = (authorizer.identity_source if authorizer else "$request.header.Authorization").rsplit(".", 1)
             try:
-                principal = authorize(headers.get(source[-1].lower()), authorizer)
+                principal = authorize(headers.get(source[-1].lower()), authorizer, self.verifier)
             except Unauthorized:
                 return message(401, "Unauthorized")
             if route.scopes and not set(route.scopes) & set(principal.scopes or []):
@@ -447,113 +469,40 @@ def shape_response(result: Any) -> GatewayResponse:
 
 # --------------------------------------------------------------------------- HTTP server
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
-    # client's delayed ACK hold every response on a kept-alive connection for ~40 ms.
-    disable_nagle_algorithm = True
-    server_version = "local-apigateway"
-    sys_version = ""
-    server: _Server
-
-    def _serve(self) -> None:
-        started = time.monotonic()
-        path, _, query = self.path.partition("?")
-        try:
-            body = self._read_body()
-        except _TooLarge:
-            response = message(413, "Request Entity Too Large")
-            self.close_connection = True
-        except ValueError:  # a Content-Length or chunk size that is not a number
-            response = message(400, "Bad Request")
-            self.close_connection = True
-        else:
-            request = Request(
-                method=self.command,
-                raw_path=path,
-                raw_query=query,
-                headers=list(self.headers.items()),
-                body=body,
-                source_ip=self.client_address[0],
-                protocol=self.request_version,
-            )
-            try:
-                response = self.server.gateway.dispatch(request)
-            except Exception as error:  # the gateway never drops a connection without answering
-                print(f"local gateway: {type(error).__name__}: {error}", file=sys.stderr)
-                response = message(500, "Internal Server Error")
-        self._write(response)
-        if self.server.access_log:
-            elapsed = (time.monotonic() - started) * 1000
-            print(f"api {self.command} {path} -> {response.status} ({elapsed:.0f} ms)", file=sys.stderr)
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            return self._read_chunked()
-        length = int(self.headers.get("content-length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise _TooLarge
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
-            total += size
-            if total > MAX_BODY_BYTES:
-                raise _TooLarge
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-
-    def _write(self, response: GatewayResponse) -> None:
-        self.send_response_only(response.status)
-        self.send_header("date", formatdate(usegmt=True))
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date"):
-                self.send_header(name, value)
-        self.send_header("content-length", str(len(response.body)))
-        if self.close_connection:
-            self.send_header("connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one access line per request is printed by _serve
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # parallel part signing must not hit the listen backlog
-    gateway: Gateway
-    access_log: bool
+AccessLog = Callable[[str, str, int, float], None]
 
 
 class GatewayServer:
-    """The gateway on 127.0.0.1:<port> (0 picks a free port), served from a background thread."""
+    """The gateway on 127.0.0.1:<port> (0 picks a free port), served by Hypercorn from a thread.
 
-    def __init__(self, gateway: Gateway, port: int = 0, *, host: str = "127.0.0.1", access_log: bool = False):
-        self._server = _Server((host, port), _Handler)
-        self._server.gateway = gateway
-        self._server.access_log = access_log
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-gateway", daemon=True)
+    Handlers block (they wait for a function worker), so each request runs on a thread pool; the
+    listening socket is bound here, so a port in use fails at construction, before anything runs.
+    ``access_log`` is called with (method, path, status, milliseconds) after every request.
+    """
+
+    def __init__(
+        self, gateway: Gateway, port: int = 0, *, host: str = "127.0.0.1", access_log: AccessLog | None = None
+    ) -> None:
+        self._gateway = gateway
+        self._access_log = access_log
+        self._socket = socket.create_server((host, port), backlog=128)  # parallel signing must not hit the backlog
+        # Headers and body leave in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+        # client's delayed ACK hold every response on a kept-alive connection for ~40 ms.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._config = Config()
+        self._config.bind = [f"fd://{os.dup(self._socket.fileno())}"]
+        self._config.loglevel = "WARNING"
+        self._config.graceful_timeout = 0.5  # idle keep-alive connections must not hold up stop()
+        self._config.include_server_header = False
+        self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="local-gateway")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="local-gateway", daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -561,9 +510,62 @@ class GatewayServer:
 
     def start(self) -> GatewayServer:
         self._thread.start()
+        self._running.wait(10)
         return self
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
+        if self._loop is not None and self._stopping is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(timeout=5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._socket.close()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._running.set()
+        await serve(self._app, self._config, shutdown_trigger=self._stopping.wait, mode="asgi")  # type: ignore[arg-type]
+
+    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        started = time.monotonic()
+        body = bytearray()
+        more = True
+        while more and len(body) <= MAX_BODY_BYTES:
+            message_ = await receive()
+            body += message_.get("body", b"")
+            more = message_.get("more_body", False)
+        if len(body) > MAX_BODY_BYTES:
+            response = message(413, "Request Entity Too Large")
+        else:
+            request = Request(
+                method=scope["method"],
+                raw_path=scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"],
+                raw_query=scope["query_string"].decode("latin-1"),
+                headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]],
+                body=bytes(body),
+                source_ip=(scope.get("client") or ("127.0.0.1",))[0],
+                protocol=f"HTTP/{scope['http_version']}",
+            )
+            response = await asyncio.get_running_loop().run_in_executor(self._executor, self._dispatch, request)
+        skipped = ("content-length", "connection", "transfer-encoding", "date")
+        headers = [
+            (name.encode(), value.encode("latin-1")) for name, value in response.headers if name.lower() not in skipped
+        ]
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else response.body})
+        if self._access_log is not None:
+            path = scope["path"]
+            self._access_log(scope["method"], path, response.status, (time.monotonic() - started) * 1000)
+
+    def _dispatch(self, request: Request) -> GatewayResponse:
+        try:
+            return self._gateway.dispatch(request)
+        except Exception as error:  # the gateway never drops a connection without answering
+            print(f"local gateway: {type(error).__name__}: {error}", file=sys.stderr)
+            return message(500, "Internal Server Error")

@@ -5,6 +5,9 @@
   both, so every new object would miss its `upload-status=pending` tag locally.
 - Real S3 honours `Range` on a GET of a specific version; MiniStack returns the whole version, so
   the validator's bounded reads would transfer whole objects locally.
+- Real S3 refuses a presigned request carrying an `x-amz-*` header the URL did not sign (403,
+  HeadersNotSigned); MiniStack accepts it, so a part URL plus `x-amz-copy-source` would copy any
+  object locally, and a test could pass on what AWS refuses.
 
 This module is executed inside the MiniStack process, before it starts, and wraps those handlers.
 It changes nothing else, and nothing in the deployed application depends on it.
@@ -25,6 +28,7 @@ _original_create = s3._create_multipart_upload
 _original_complete = s3._complete_multipart_upload
 _original_post = s3._post_object
 _original_get = s3._get_object
+_original_verify_presigned = s3._verify_presigned_sigv4
 
 
 def _upload_id_of(body: Any) -> str | None:
@@ -112,6 +116,24 @@ def _get_object(bucket_name: str, key: str, headers: dict[str, str], query_param
     return (206, kept, sliced)
 
 
+def _verify_presigned_sigv4(method: str, path: str, headers: dict[str, str], query_params: dict[str, Any]) -> Any:
+    error = _original_verify_presigned(method, path, headers, query_params)
+    if error is not None or not s3._qp(query_params, "X-Amz-Signature", ""):
+        return error
+    signed = set(s3._qp(query_params, "X-Amz-SignedHeaders", "").lower().split(";"))
+    unsigned = sorted(name for name in map(str.lower, headers) if name.startswith("x-amz-") and name not in signed)
+    if not unsigned:
+        return None
+    return s3._error(
+        "AccessDenied",
+        "There were headers present in the request which were not signed",
+        403,
+        path,
+        extra={"HeadersNotSigned": ", ".join(unsigned)},
+    )
+
+
+s3._verify_presigned_sigv4 = _verify_presigned_sigv4
 s3._create_multipart_upload = _create_multipart_upload
 s3._complete_multipart_upload = _complete_multipart_upload
 s3._post_object = _post_object

@@ -14,22 +14,22 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local.template import HTTP_API_TYPE, LOCAL_ACCOUNT_ID, QUEUE_TYPE, Template, TemplateError
+from local.template import HTTP_API_TYPE, QUEUE_TYPE, Template
 
-DEFAULT_BUCKET_NAME = "local-uploads"
 QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "VisibilityTimeout")
+# CloudFormation's CorsRule names -> S3 API's.
+CORS_NAMES = {
+    "Id": "ID",
+    "AllowedHeaders": "AllowedHeaders",
+    "AllowedMethods": "AllowedMethods",
+    "AllowedOrigins": "AllowedOrigins",
+    "ExposedHeaders": "ExposeHeaders",
+    "MaxAge": "MaxAgeSeconds",
+}
 
 
 def warn(text: str) -> None:
     print(f"local stack: {text}", file=sys.stderr)
-
-
-def local_bucket_name(template: Template, parameter_overrides: Mapping[str, str] | None = None) -> str:
-    """The template's own bucket name, or "local-uploads" when the template leaves it to CloudFormation."""
-    try:
-        return template.bucket_name(parameter_overrides)
-    except TemplateError:
-        return DEFAULT_BUCKET_NAME
 
 
 def create_queues(sqs: Any, template: Template, parameter_overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -69,15 +69,17 @@ def create_bucket(
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
             raise
-    if template.bucket_versioning(parameter_overrides):
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    cors = template.bucket_cors(resource_values, parameter_overrides)
-    if cors:
-        s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=cors)
-    lifecycle = template.bucket_lifecycle(resource_values, parameter_overrides)
-    if lifecycle:
-        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=lifecycle)
     properties = template.bucket_properties(resource_values, parameter_overrides)
+    if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    cors_rules = (properties.get("CorsConfiguration") or {}).get("CorsRules") or []
+    if cors_rules:
+        rules = [{CORS_NAMES[key]: value for key, value in rule.items() if key in CORS_NAMES} for rule in cors_rules]
+        s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+    lifecycle_rules = (properties.get("LifecycleConfiguration") or {}).get("Rules") or []
+    if lifecycle_rules:
+        rules = [lifecycle_rule(rule) for rule in lifecycle_rules]
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
     _apply_encryption(s3, bucket, properties.get("BucketEncryption"))
     if "PublicAccessBlockConfiguration" in properties:
         s3.put_public_access_block(
@@ -88,19 +90,33 @@ def create_bucket(
         s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=ownership)
 
 
+def lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """One CloudFormation lifecycle rule in S3 API shape (the kinds of rule the template uses)."""
+    result: dict[str, Any] = {"Status": rule.get("Status", "Enabled"), "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "Id" in rule:
+        result["ID"] = rule["Id"]
+    expiration = {
+        name: value
+        for name, value in (
+            ("Days", rule.get("ExpirationInDays")),
+            ("ExpiredObjectDeleteMarker", rule.get("ExpiredObjectDeleteMarker")),
+        )
+        if value is not None
+    }
+    if expiration:
+        result["Expiration"] = expiration
+    for name in ("AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration"):
+        if name in rule:
+            result[name] = {key: int(value) for key, value in rule[name].items()}
+    return result
+
+
 def _apply_encryption(s3: Any, bucket: str, encryption: Mapping[str, Any] | None) -> None:
-    if not encryption:
-        return
-    rules = []
-    for rule in encryption.get("ServerSideEncryptionConfiguration") or []:
-        default = dict(rule.get("ServerSideEncryptionByDefault") or {})
-        if default.get("SSEAlgorithm") != "AES256":
-            warn(f"bucket encryption {default.get('SSEAlgorithm')} is not emulated; objects use SSE-S3")
-            default = {"SSEAlgorithm": "AES256"}
-        converted: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": default}
-        if "BucketKeyEnabled" in rule:
-            converted["BucketKeyEnabled"] = bool(rule["BucketKeyEnabled"])
-        rules.append(converted)
+    rules = [
+        {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+        | ({"BucketKeyEnabled": bool(rule["BucketKeyEnabled"])} if "BucketKeyEnabled" in rule else {})
+        for rule in (encryption or {}).get("ServerSideEncryptionConfiguration") or []
+    ]
     if rules:
         try:
             s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
@@ -111,37 +127,13 @@ def _apply_encryption(s3: Any, bucket: str, encryption: Mapping[str, Any] | None
 def provision(
     s3: Any, sqs: Any, template: Template, parameter_overrides: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, str]]:
-    """Creates the template's queues and bucket; returns the bucket name and the values that
-    resolve Ref/GetAtt of local resources (the bucket, the queues, the HTTP API)."""
-    bucket = local_bucket_name(template, parameter_overrides)
+    """Creates the template's queues and bucket (or re-applies their settings: it is idempotent);
+    returns the bucket name and the values that resolve Ref/GetAtt of them and of the HTTP API."""
+    bucket = template.bucket_name(parameter_overrides)
     values = {
         template.bucket_logical_id(): bucket,
         **{logical_id: "local" for logical_id in template.resources_of_type(HTTP_API_TYPE)},
         **create_queues(sqs, template, parameter_overrides),
     }
     create_bucket(s3, template, bucket, values, parameter_overrides)
-    return bucket, values
-
-
-def existing_resource_values(
-    endpoint_url: str, template: Template, parameter_overrides: Mapping[str, str] | None = None
-) -> tuple[str, dict[str, str]]:
-    """What ``provision`` returns, for resources an already running local stack has created."""
-    bucket = local_bucket_name(template, parameter_overrides)
-    values = {
-        template.bucket_logical_id(): bucket,
-        **{logical_id: "local" for logical_id in template.resources_of_type(HTTP_API_TYPE)},
-    }
-    resolver = template.resolver({}, parameter_overrides)
-    for logical_id in template.resources_of_type(QUEUE_TYPE):
-        name = str(resolver.get_att(logical_id, "QueueName", logical_id))
-        url = f"{endpoint_url.rstrip('/')}/{LOCAL_ACCOUNT_ID}/{name}"
-        values.update(
-            {
-                logical_id: url,
-                f"{logical_id}.Arn": str(resolver.get_att(logical_id, "Arn", logical_id)),
-                f"{logical_id}.QueueName": name,
-                f"{logical_id}.QueueUrl": url,
-            }
-        )
     return bucket, values

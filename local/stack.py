@@ -19,12 +19,12 @@ from typing import Any
 
 from local.demo_site import DemoSite
 from local.events import EventSources
-from local.functions import Functions, LocalAws
-from local.gateway import Gateway, GatewayServer
-from local.resources import local_bucket_name, provision
+from local.functions import Functions, LocalAws, LogSink
+from local.gateway import AccessLog, Gateway, GatewayServer, JwksVerifier
+from local.resources import provision
 from local.s3server import EmbeddedS3, PortInUseError, ensure_port_free, s3_client, sqs_client
 from local.template import LOCAL_REGION, Template, TemplateError, load_template
-from local.tokens import DEFAULT_LIFETIME_SECONDS, make_token
+from local.tokens import DEFAULT_LIFETIME_SECONDS, SigningKey, default_key, make_token
 
 
 def port_from_env(name: str, default: int) -> int:
@@ -47,7 +47,10 @@ class LocalStack:
     0 picks a free port. ``parameter_overrides`` work like ``sam deploy --parameter-overrides``;
     ``env_overrides`` like ``sam local invoke --env-vars``. ``data_dir`` keeps the S3 data
     across restarts (default: nothing is kept). ``demo_page`` serves the local-only demo page
-    (Uppy) at ``demo_url``, outside the template's routes.
+    (Uppy) at ``demo_url``, outside the template's routes. ``signing_key`` signs and verifies
+    the local tokens (default: the key kept in .local-data/, shared with ``make token``).
+    ``access_log`` is called once per API request and ``log_sink`` with every line a function
+    writes (local/console.py makes them readable); by default the functions log to stderr.
     """
 
     def __init__(
@@ -60,7 +63,9 @@ class LocalStack:
         env_overrides: Mapping[str, Any] | None = None,
         data_dir: Path | None = None,
         max_workers: int = 4,
-        access_log: bool = False,
+        access_log: AccessLog | None = None,
+        signing_key: SigningKey | None = None,
+        log_sink: LogSink | None = None,
         s3_log_level: str = "WARNING",
         s3_events: bool = True,
         demo_page: bool = True,
@@ -69,9 +74,12 @@ class LocalStack:
         self._api_port = port_from_env("API_PORT", 0) if api_port is None else api_port
         self.template: Template = load_template(template_path)
         self.parameter_overrides = dict(parameter_overrides or {})
+        self.template.check_overrides(self.parameter_overrides)
+        self.signing_key = signing_key or default_key()
         self._env_overrides = passthrough_overrides(os.environ, env_overrides or {})
         self._max_workers = max_workers
         self._access_log = access_log
+        self._log_sink = log_sink
         # Off only for tests of the upload path itself, which check bytes at their upload key
         # (the validator would quarantine their synthetic, non-image payloads).
         self._s3_events = s3_events
@@ -79,7 +87,7 @@ class LocalStack:
         self._demo_page = demo_page
         self._s3 = EmbeddedS3(self._s3_port, data_dir=data_dir, log_level=s3_log_level)
         self.region = LOCAL_REGION
-        self.bucket = local_bucket_name(self.template, self.parameter_overrides)
+        self.bucket = self.template.bucket_name(self.parameter_overrides)
         self.resource_values: dict[str, str] = {}
         self.functions: Functions | None = None
         self.events: EventSources | None = None
@@ -109,7 +117,11 @@ class LocalStack:
     def _start_functions(self) -> None:
         specs = self.template.functions(self.resource_values, self.parameter_overrides)
         self.functions = Functions(
-            specs, LocalAws(self._s3.endpoint_url), self._env_overrides, max_workers=self._max_workers
+            specs,
+            LocalAws(self._s3.endpoint_url),
+            self._env_overrides,
+            max_workers=self._max_workers,
+            log_sink=self._log_sink,
         )
         self.events = EventSources(
             self.template,
@@ -132,6 +144,7 @@ class LocalStack:
             cors=self.template.http_api_cors(self.parameter_overrides),
             authorizers=self.template.jwt_authorizers(self.parameter_overrides),
             local_pages=DemoSite(api_url=lambda: self.api_url, token=self.token_for) if self._demo_page else None,
+            verifier=JwksVerifier(self.signing_key.jwks()),
         )
         try:
             self._server = GatewayServer(self.gateway, self._api_port, access_log=self._access_log).start()
@@ -210,6 +223,7 @@ class LocalStack:
             self.template,
             sub,
             parameter_overrides=self.parameter_overrides,
+            key=self.signing_key,
             lifetime_seconds=lifetime_seconds,
             scopes=scopes,
             claims=claims,
@@ -221,19 +235,17 @@ def token_for(
     sub: str,
     *,
     parameter_overrides: Mapping[str, str] | None = None,
+    key: SigningKey | None = None,
     lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS,
     scopes: Iterable[str] = (),
     claims: Mapping[str, Any] | None = None,
 ) -> str:
-    """A token with the issuer and first audience of the template's JWT authorizer."""
+    """A token of the local issuer for the first audience of the template's JWT authorizer."""
     authorizers = list(template.jwt_authorizers(parameter_overrides).values())
     if len(authorizers) > 1:
         raise TemplateError("the template has several JWT authorizers; make tokens with local.tokens.make_token")
-    issuer = authorizers[0].issuer if authorizers else "https://local.invalid/"
     audience = authorizers[0].audience[:1] if authorizers and authorizers[0].audience else ("local",)
-    return make_token(
-        sub, issuer=issuer, audience=audience, lifetime_seconds=lifetime_seconds, scopes=scopes, claims=claims
-    )
+    return make_token(sub, audience=audience, key=key, lifetime_seconds=lifetime_seconds, scopes=scopes, claims=claims)
 
 
 # Variables the local stack hands from its own environment to every function that declares them

@@ -225,7 +225,7 @@ async function loadLocalConfig() {
     apiInput.value = config.apiUrl ?? ''
     tokenInput.value = config.token ?? ''
     $('#config-note').textContent =
-      `Local token for “${config.user}”, issued by the local stack (unsigned: only the local API accepts it). ` +
+      `Local token for “${config.user}”, signed by the local stack's key (only the local API accepts it). ` +
       'Paste another token to upload as someone else.'
   } catch (error) {
     $('#config-note').textContent = `No local configuration (${error.message}): enter the API URL and a token.`

@@ -13,7 +13,7 @@ REQUEST_TIMEOUT_SECONDS = 60
 
 
 class ApiClient:
-    """Calls the local HTTP API as a given user (a local, unsigned JWT with that ``sub``)."""
+    """Calls the local HTTP API as a given user (a local token with that ``sub``, signed with the stack's key)."""
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack

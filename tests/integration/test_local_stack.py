@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import requests
 
-from local.dev import examples
+from local.dev import DEFAULT_API_PORT, DEFAULT_S3_PORT, walkthrough
+from local.resources import CORS_NAMES, lifecycle_rule
 from local.stack import LocalStack
-from local.template import REPO_ROOT, Route
-from local.tokens import make_token
+from local.template import REPO_ROOT, Route, load_template
+from local.tokens import SigningKey, make_token
 
 GATEWAY_NOT_FOUND = {"message": "Not Found"}
 UNAUTHORIZED = {"message": "Unauthorized"}
@@ -72,19 +73,22 @@ def authorized_route(stack: LocalStack) -> Route:
 
 @pytest.mark.parametrize(
     "bad",
-    ["missing", "malformed", "not-bearer", "without-sub", "expired", "other-issuer"],
+    ["missing", "malformed", "not-bearer", "without-sub", "expired", "other-issuer", "other-audience", "wrong-key"],
 )
 def test_authorized_routes_refuse_bad_tokens(stack: LocalStack, api: Any, bad: str) -> None:
     # Given a route behind the JWT authorizer and an unacceptable credential
     route = authorized_route(stack)
-    authorizer = stack.template.jwt_authorizers()[route.authorizer or ""]
-    issuer, audience = authorizer.issuer, authorizer.audience[0]
+    audience = stack.template.jwt_authorizers()[route.authorizer or ""].audience[0]
+    key = stack.signing_key
     tokens = {
         "malformed": "Bearer not.a-token",
         "not-bearer": "Basic YWxpY2U6c2VjcmV0",
-        "without-sub": "Bearer " + make_token("x", issuer=issuer, audience=audience, claims={"sub": None}),
-        "expired": "Bearer " + make_token("alice", issuer=issuer, audience=audience, lifetime_seconds=-60),
-        "other-issuer": "Bearer " + make_token("alice", issuer="https://elsewhere.example/", audience=audience),
+        "without-sub": "Bearer " + make_token("x", audience=audience, key=key, claims={"sub": None}),
+        "expired": "Bearer " + make_token("alice", audience=audience, key=key, lifetime_seconds=-60),
+        "other-issuer": "Bearer "
+        + make_token("alice", audience=audience, key=key, issuer="https://elsewhere.example/"),
+        "other-audience": "Bearer " + make_token("alice", audience="someone-else", key=key),
+        "wrong-key": "Bearer " + make_token("alice", audience=audience, key=SigningKey.generate()),
     }
     headers = {"Authorization": tokens[bad]} if bad in tokens else {}
     # When it is called
@@ -153,17 +157,21 @@ def test_the_bucket_has_the_template_cors_lifecycle_and_versioning(stack: LocalS
     lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     # Then it is what the template declares
-    expected_cors = stack.template.bucket_cors()["CORSRules"]
+    declared = stack.template.bucket_properties()
+    expected_cors = [
+        {CORS_NAMES[key]: value for key, value in rule.items() if key in CORS_NAMES}
+        for rule in declared["CorsConfiguration"]["CorsRules"]
+    ]
     assert [{key: rule[key] for key in sorted(rule) if key != "ID"} for rule in cors] == [
         {key: rule[key] for key in sorted(rule) if key != "ID"} for rule in expected_cors
     ]
     assert any("ETag" in rule.get("ExposeHeaders", []) for rule in cors)
     by_id = {rule.get("ID"): rule for rule in lifecycle}
-    for rule in stack.template.bucket_lifecycle()["Rules"]:
+    for rule in map(lifecycle_rule, declared["LifecycleConfiguration"]["Rules"]):
         stored = by_id[rule.get("ID")]
-        assert {key: stored[key] for key in rule} == rule
+        assert {key: stored[key] for key in rule if key != "Filter"} == {k: v for k, v in rule.items() if k != "Filter"}
     assert any("AbortIncompleteMultipartUpload" in rule for rule in lifecycle)
-    assert (versioning == "Enabled") is stack.template.bucket_versioning()
+    assert versioning == declared["VersioningConfiguration"]["Status"]
 
 
 # --- processes and sockets -----------------------------------------------------------------------
@@ -294,25 +302,43 @@ def test_invoke_usage_errors_are_one_line(tmp_path: Path) -> None:
 # --- the printed walkthrough ---------------------------------------------------------------------
 
 
+def readme_walkthrough() -> str:
+    """The README's bash block between the walk-through markers."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- walkthrough:start -->", 1)[1].split("<!-- walkthrough:end -->", 1)[0]
+    return block.strip().removeprefix("```bash").removesuffix("```").strip() + "\n"
+
+
+def test_the_readme_walkthrough_is_the_one_make_dev_prints() -> None:
+    default = walkthrough(
+        f"http://127.0.0.1:{DEFAULT_API_PORT}", f"http://127.0.0.1:{DEFAULT_S3_PORT}", load_template().bucket_name()
+    )
+    assert readme_walkthrough() == default
+
+
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("bash")), reason="needs curl and bash")
 @pytest.mark.slow
-def test_make_dev_examples_upload_byte_identical_files(stack: LocalStack, tmp_path: Path) -> None:
-    # Given the commands make dev prints, filled in for this stack
-    script = examples(stack, stack.token_for("walkthrough-user"))
-    # When they are pasted into bash
+def test_the_readme_walkthrough_runs_as_pasted(stack: LocalStack, tmp_path: Path) -> None:
+    # Given the README's block, pointed at this stack through the variables it reads
+    environment = {**os.environ, "API": stack.api_url, "S3": stack.s3_endpoint, "BUCKET": stack.bucket}
+    environment["TOKEN"] = stack.token_for("walkthrough-user")
+    environment["TMPDIR"] = str(tmp_path)
+    # When it is pasted into bash in the repository's root (wherever the clone lives)
     completed = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", script.replace("/tmp/", f"{tmp_path}/")],
+        ["bash"],
+        input=readme_walkthrough(),
         capture_output=True,
         text=True,
         timeout=300,
-        check=False,
-        cwd=tmp_path,
+        cwd=REPO_ROOT,
+        env=environment,
     )
-    # Then the 20 MiB multipart upload arrives byte-identical and the form upload succeeds
+    # Then the form upload is accepted, the 20 MB image validated and stored byte-identical
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "identical" in completed.stdout.splitlines()
-    assert "upload-status=valid" in completed.stdout  # the validator passed the real image
-    assert completed.stdout.splitlines()[-1] == "201"
+    lines = completed.stdout.splitlines()
+    assert "form upload: 201" in lines
+    assert "validation: valid" in lines
+    assert lines[-1] == "identical"
 
 
 # --- a stack built from a probe template (event sources, errors, concurrency) -------------------
@@ -362,19 +388,6 @@ Resources:
         Echo: {Type: HttpApi, Properties: {ApiId: !Ref Api, Method: ANY, Path: "/echo/{proxy+}"}}
         Boom: {Type: HttpApi, Properties: {ApiId: !Ref Api, Method: POST, Path: /boom}}
         Slow: {Type: HttpApi, Properties: {ApiId: !Ref Api, Method: GET, Path: /slow}}
-  DirectFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: code/
-      Handler: probe.record
-      Environment: {Variables: {MARK: direct}}
-      Events:
-        Created:
-          Type: S3
-          Properties:
-            Bucket: !Ref Bucket
-            Events: s3:ObjectCreated:*
-            Filter: {S3Key: {Rules: [{Name: prefix, Value: incoming/}]}}
   QueuedFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -446,7 +459,7 @@ def probe_request(probe: LocalStack, method: str, path: str, **kwargs: Any) -> r
 
 
 def test_a_template_without_bucket_name_gets_the_local_bucket(probe: LocalStack) -> None:
-    assert probe.bucket == "local-uploads"
+    assert probe.bucket == "local-bucket"
 
 
 def test_the_function_receives_a_real_2_0_event_over_http(probe: LocalStack) -> None:
@@ -489,21 +502,18 @@ def test_parallel_requests_are_served_by_several_workers(probe: LocalStack) -> N
 
 
 def test_bucket_notifications_invoke_the_subscribed_functions(probe: LocalStack) -> None:
-    # Given a function subscribed to the bucket directly and one through the bucket's queue
+    # Given a function subscribed to the queue the bucket notifies
     assert probe.events is not None
-    assert {(s.function_logical_id, s.kind) for s in probe.events.subscriptions} == {
-        ("DirectFunction", "s3"),
-        ("QueuedFunction", "sqs"),
-    }
+    assert {(s.function_logical_id, s.kind) for s in probe.events.subscriptions} == {("QueuedFunction", "sqs")}
     s3 = probe.s3_client()
     # When objects are created inside and outside the filtered prefix
     s3.put_object(Bucket=probe.bucket, Key="incoming/photo.jpg", Body=b"data")
     s3.put_object(Bucket=probe.bucket, Key="elsewhere/photo.jpg", Body=b"data")
     deadline = time.monotonic() + 30
-    expected = {"seen/direct/incoming/photo.jpg", "seen/queued/incoming/photo.jpg"}
+    expected = {"seen/queued/incoming/photo.jpg"}
     seen: set[str] = set()
     while time.monotonic() < deadline and not expected <= seen:
         probe.events.drain(timeout=5)
         seen = {item["Key"] for item in s3.list_objects_v2(Bucket=probe.bucket, Prefix="seen/").get("Contents", [])}
-    # Then both functions saw the object in the prefix, and nothing else
+    # Then the function saw the object in the prefix, and nothing else
     assert seen == expected

@@ -48,3 +48,37 @@ def test_range_reads_of_a_version_return_only_the_range(upload_stack: Any) -> No
     assert sliced["ContentRange"] == "bytes 2-4/10"
     tail = s3.get_object(Bucket=bucket, Key="compat/range", VersionId=version, Range="bytes=-3")
     assert tail["Body"].read() == b"789"
+
+
+def presigned_put(s3: Any, bucket: str, key: str, **params: Any) -> str:
+    url: str = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key, **params}, ExpiresIn=60)
+    return url
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"x-amz-copy-source": "BUCKET/compat/victim"}, {"x-amz-meta-owner": "mallory"}, {"x-amz-tagging": "a=b"}],
+)
+def test_presigned_requests_with_unsigned_amz_headers_are_refused(upload_stack: Any, extra: dict[str, str]) -> None:
+    # Given another object in the bucket and a presigned PUT for a different key
+    s3, bucket = upload_stack.s3_client(), upload_stack.bucket
+    s3.put_object(Bucket=bucket, Key="compat/victim", Body=b"secret")
+    url = presigned_put(s3, bucket, "compat/attacker")
+    headers = {name: value.replace("BUCKET", bucket) for name, value in extra.items()}
+    # When the URL is used with an x-amz-* header it did not sign
+    response = requests.put(url, data=b"mine", headers=headers, timeout=30)
+    # Then S3's answer is AWS's: 403 HeadersNotSigned, and nothing was written or copied
+    assert response.status_code == 403, response.text
+    assert "<HeadersNotSigned>" in response.text and next(iter(extra)) in response.text
+    assert "compat/attacker" not in [item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_presigned_requests_with_their_signed_amz_headers_still_work(upload_stack: Any) -> None:
+    # Given a presigned PUT that signs a metadata header
+    s3, bucket = upload_stack.s3_client(), upload_stack.bucket
+    url = presigned_put(s3, bucket, "compat/signed", Metadata={"owner": "alice"})
+    # When it is used with exactly that header
+    response = requests.put(url, data=b"mine", headers={"x-amz-meta-owner": "alice"}, timeout=30)
+    # Then S3 stores the object with its metadata
+    assert response.status_code == 200, response.text
+    assert s3.head_object(Bucket=bucket, Key="compat/signed")["Metadata"] == {"owner": "alice"}

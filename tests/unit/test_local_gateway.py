@@ -11,8 +11,10 @@ import pytest
 
 from local.functions import Invocation
 from local.gateway import (
+    JWKS_PATH,
     MAX_BODY_BYTES,
     Gateway,
+    JwksVerifier,
     Request,
     RouteTable,
     Unauthorized,
@@ -20,11 +22,13 @@ from local.gateway import (
     shape_response,
 )
 from local.template import JwtAuthorizer, Route
-from local.tokens import b64url_encode, make_token
+from local.tokens import LOCAL_ISSUER, SigningKey, make_token
 
-ISSUER = "https://issuer.example/"
 AUDIENCE = "app"
-AUTHORIZER = JwtAuthorizer("Jwt", ISSUER, (AUDIENCE,))
+AUTHORIZER = JwtAuthorizer("Jwt", (AUDIENCE,))
+KEY = SigningKey.generate()
+OTHER_KEY = SigningKey.generate()
+VERIFIER = JwksVerifier(KEY.jwks())
 ROUTES = [
     Route("POST", "/uploads", "Uploads", True, "Jwt"),
     Route("GET", "/uploads/{uploadId}/parts", "Uploads", True, "Jwt"),
@@ -44,8 +48,25 @@ CORS = {
 }
 
 
-def token(**claims: Any) -> str:
-    return make_token("alice", issuer=ISSUER, audience=AUDIENCE, claims=claims)
+def token(key: SigningKey = KEY, **claims: Any) -> str:
+    return make_token("alice", audience=AUDIENCE, key=key, claims=claims)
+
+
+def b64url(document: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+
+def unsigned(**claims: Any) -> str:
+    """The same claims with alg "none" and no signature, which API Gateway refuses."""
+    payload = {"sub": "alice", "iss": LOCAL_ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 600, **claims}
+    return f"{b64url({'alg': 'none', 'typ': 'JWT', 'kid': KEY.key_id})}.{b64url(payload)}."
+
+
+def tampered() -> str:
+    """A signed token whose payload was changed afterwards (another sub)."""
+    header, _, signature = token().split(".")
+    payload = {"sub": "mallory", "iss": LOCAL_ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 600}
+    return f"{header}.{b64url(payload)}.{signature}"
 
 
 class Recorder:
@@ -62,7 +83,9 @@ class Recorder:
 
 
 def gateway(recorder: Recorder, cors: dict[str, Any] | None = None) -> Gateway:
-    return Gateway(ROUTES, recorder, cors=CORS if cors is None else cors, authorizers={"Jwt": AUTHORIZER})
+    return Gateway(
+        ROUTES, recorder, cors=CORS if cors is None else cors, authorizers={"Jwt": AUTHORIZER}, verifier=VERIFIER
+    )
 
 
 def request(method: str, path: str, *, headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> Request:
@@ -114,7 +137,8 @@ def test_unmatched_requests_are_not_found(method: str, path: str) -> None:
 
 
 def test_a_valid_token_yields_string_claims_and_scopes() -> None:
-    principal = authorize(f"Bearer {token(scope='a b', groups=['x', 'y'], admin=False, extra={'k': 1})}", AUTHORIZER)
+    raw = token(scope="a b", groups=["x", "y"], admin=False, extra={"k": 1})
+    principal = authorize(f"Bearer {raw}", AUTHORIZER, VERIFIER)
     assert principal.claims["sub"] == "alice"
     assert principal.claims["groups"] == "[x y]"
     assert principal.claims["admin"] == "false"
@@ -139,7 +163,11 @@ def test_a_valid_token_yields_string_claims_and_scopes() -> None:
         f"Bearer {token(nbf=int(time.time()) + 600)}",
         f"Bearer {token(iss='https://elsewhere.example/')}",
         f"Bearer {token(aud='other-app')}",
-        "Bearer " + b64url_encode(b"[1]") + "." + b64url_encode(b"[2]") + ".",
+        "Bearer " + b64url([1]) + "." + b64url([2]) + ".",
+        f"Bearer {unsigned()}",
+        f"Bearer {tampered()}",
+        f"Bearer {token(key=OTHER_KEY)}",
+        f"Bearer {make_token('alice', audience=AUDIENCE, key=SigningKey(OTHER_KEY.private_key, 'other'))}",
     ],
     ids=[
         "missing",
@@ -156,11 +184,15 @@ def test_a_valid_token_yields_string_claims_and_scopes() -> None:
         "wrong-issuer",
         "wrong-audience",
         "not-objects",
+        "unsigned",
+        "tampered",
+        "wrong-key",
+        "unknown-key-id",
     ],
 )
 def test_unacceptable_tokens_are_unauthorized(authorization: str | None) -> None:
     with pytest.raises(Unauthorized):
-        authorize(authorization, AUTHORIZER)
+        authorize(authorization, AUTHORIZER, VERIFIER)
     headers = [("Authorization", authorization)] if authorization is not None else []
     recorder = Recorder()
     response = gateway(recorder).dispatch(request("POST", "/uploads", headers=headers))
@@ -170,8 +202,21 @@ def test_unacceptable_tokens_are_unauthorized(authorization: str | None) -> None
 
 
 def test_audience_may_be_a_list_and_bearer_prefix_is_optional() -> None:
-    raw = make_token("bob", issuer=ISSUER, audience=["other", AUDIENCE])
-    assert authorize(raw, AUTHORIZER).claims["sub"] == "bob"
+    raw = make_token("bob", audience=["other", AUDIENCE], key=KEY)
+    assert authorize(raw, AUTHORIZER, VERIFIER).claims["sub"] == "bob"
+
+
+def test_a_cognito_access_token_is_matched_on_client_id() -> None:
+    raw = token(aud=None, client_id=AUDIENCE)
+    assert authorize(raw, AUTHORIZER, VERIFIER).claims["client_id"] == AUDIENCE
+
+
+def test_the_jwks_is_served_outside_the_template_routes() -> None:
+    response = gateway(Recorder()).dispatch(request("GET", JWKS_PATH, headers=[]))
+    assert response.status == 200
+    (key,) = json.loads(response.body)["keys"]
+    assert (key["kty"], key["alg"], key["kid"]) == ("RSA", "RS256", KEY.key_id)
+    assert "d" not in key  # the public half only
 
 
 def test_routes_without_auth_need_no_token() -> None:
