@@ -1,13 +1,14 @@
 """Request bodies an attacker sends to hurt the parser: too large, too deeply nested, too long a number.
 
-Every body is at most MAX_BODY_BYTES (API Gateway would pass up to 10 MB); JSON is parsed by
-`read_json`, which the resolver uses for every route (`json_body_deserializer`), so a body that
-would exhaust the parser is a clean 4xx before any route code runs.
+Every body is at most MAX_BODY_BYTES (API Gateway would pass up to 10 MB) and JSON is parsed by
+`read_json` (the resolver's `json_body_deserializer`), so a body that would exhaust the parser is
+a clean 4xx (413 BodyTooLarge, 400 InvalidJson) before any route code runs, on every route.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -41,8 +42,13 @@ def read_json(text: str) -> Any:
         raise InvalidRequest("the request body holds a number too long to read", code="InvalidJson") from None
 
 
-def refuse_oversized_body(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """For routes that read no body: they would ignore it, but a body over the limit is refused
-    on every route alike (routes that read one were already refused by `read_json`)."""
-    ensure_small_body(app.current_event.decoded_body)
+def guard_body(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """The same guards for routes that read no body: such a route ignores it, but a body that is
+    too large, too deep or holds too long a number is refused on every route alike. (A route that
+    reads its body parsed it with `read_json` already; `json_body` keeps that result.)"""
+    event = app.current_event
+    ensure_small_body(event.decoded_body)
+    # Not JSON at all: nothing reads it, and nothing in it can hurt.
+    with suppress(json.JSONDecodeError):
+        _ = event.json_body
     return next_middleware(app)
