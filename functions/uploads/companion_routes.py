@@ -11,7 +11,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BeforeValidator
 
 from companion_models import (
     AbortedOut,
@@ -29,6 +28,7 @@ from upload_core import object_meta
 from upload_core.errors import UploadError
 from upload_core.settings import get_settings
 from upload_core.uploads import ClientPart, PartRequest, UploadService
+from upload_edge import openapi as docs
 from upload_edge.http_errors import ValidationCodes
 from upload_edge.identity import caller_id
 
@@ -46,19 +46,15 @@ VALIDATION_CODES = ValidationCodes(
 )
 # "1,2,3" as Uppy sends it (spaces and a trailing comma tolerated); 1..10000 is checked with the part limit.
 _PART_NUMBER_LIST = r"^ *[1-9][0-9]{0,4} *(, *[1-9][0-9]{0,4} *)*,? *$"
-
-
-def _decimal(raw: object) -> object:
-    # Companion lets "-1", "01" and "5abc" through; a part number is written in plain decimal.
-    if isinstance(raw, str) and not (raw.isascii() and raw.isdigit() and not raw.startswith("0")):
-        raise ValueError("partNumber must be an integer between 1 and 10000")
-    return raw
+# Uppy signs a few parts per batch; API Gateway refuses request lines and headers over 10 KB anyway.
+_MAX_PART_NUMBER_LIST_CHARS = 2048
 
 
 Caller = Annotated[str, Depends(caller_id)]
 Service = Annotated[UploadService, Depends(upload_service)]
 KeyQuery = Annotated[str, Query(min_length=1, max_length=1024)]
-PartNumberPath = Annotated[int, Path(ge=1, le=10_000), BeforeValidator(_decimal)]
+# Companion lets "-1" and "5abc" through; S3 part numbers are 1..10000.
+PartNumberPath = Annotated[int, Path(ge=1, le=10_000)]
 
 
 def _uppy_metadata(raw: dict[str, object] | None) -> dict[str, str]:
@@ -75,7 +71,11 @@ def _uppy_metadata(raw: dict[str, object] | None) -> dict[str, str]:
     return kept
 
 
-@router.get("/s3/params", include_in_schema=False)
+@router.get(
+    "/s3/params",
+    summary="Uppy (Companion): a presigned POST form for a single-request upload",
+    responses=docs.responses(200, PresignedPostOut, "The form's method, URL and fields", docs.UNSUPPORTED),
+)
 def presigned_post_params(
     filename: Annotated[str, Query(min_length=1, max_length=1024)],
     caller: Caller,
@@ -86,7 +86,11 @@ def presigned_post_params(
     return PresignedPostOut.from_domain(form, expires=get_settings().url_expiry_seconds)
 
 
-@router.post("/s3/multipart", include_in_schema=False)
+@router.post(
+    "/s3/multipart",
+    summary="Uppy (Companion): start a multipart upload",
+    responses=docs.responses(200, MultipartCreatedOut, "The upload has started", docs.UNSUPPORTED),
+)
 def create_multipart(
     request: Annotated[CreateMultipartRequest, Body()], caller: Caller, service: Service
 ) -> MultipartCreatedOut:
@@ -101,11 +105,15 @@ def create_multipart(
 
 
 # Registered before the `{partNumber}` route so that "batch" is never read as a part number.
-@router.get("/s3/multipart/<uploadId>/batch", include_in_schema=False)
+@router.get(
+    "/s3/multipart/<uploadId>/batch",
+    summary="Uppy (Companion): sign several part URLs",
+    responses=docs.responses(200, PresignedUrlsOut, "A URL per part number", docs.FORBIDDEN, docs.NOT_FOUND),
+)
 def batch_sign_parts(
     uploadId: str,
     key: KeyQuery,
-    partNumbers: Annotated[str, Query(min_length=1, max_length=60_000, pattern=_PART_NUMBER_LIST)],
+    partNumbers: Annotated[str, Query(min_length=1, max_length=_MAX_PART_NUMBER_LIST_CHARS, pattern=_PART_NUMBER_LIST)],
     caller: Caller,
     service: Service,
 ) -> PresignedUrlsOut:
@@ -113,7 +121,11 @@ def batch_sign_parts(
     return PresignedUrlsOut.from_domain(service.sign_parts(caller, uploadId, key, requests))
 
 
-@router.get("/s3/multipart/<uploadId>/<partNumber>", include_in_schema=False)
+@router.get(
+    "/s3/multipart/<uploadId>/<partNumber>",
+    summary="Uppy (Companion): sign one part URL",
+    responses=docs.responses(200, PresignedPartOut, "The part's URL", docs.FORBIDDEN, docs.NOT_FOUND),
+)
 def sign_part(
     uploadId: str, partNumber: PartNumberPath, key: KeyQuery, caller: Caller, service: Service
 ) -> PresignedPartOut:
@@ -121,12 +133,22 @@ def sign_part(
     return PresignedPartOut(url=signed.parts[0].url, expires=get_settings().url_expiry_seconds)
 
 
-@router.get("/s3/multipart/<uploadId>", include_in_schema=False)
+@router.get(
+    "/s3/multipart/<uploadId>",
+    summary="Uppy (Companion): list the parts uploaded so far",
+    responses=docs.responses(200, list[CompanionPartOut], "S3's parts", docs.FORBIDDEN, docs.NOT_FOUND),
+)
 def list_parts(uploadId: str, key: KeyQuery, caller: Caller, service: Service) -> list[CompanionPartOut]:
     return [CompanionPartOut.from_domain(part) for part in service.list_parts(caller, uploadId, key)]
 
 
-@router.post("/s3/multipart/<uploadId>/complete", include_in_schema=False)
+@router.post(
+    "/s3/multipart/<uploadId>/complete",
+    summary="Uppy (Companion): complete a multipart upload",
+    responses=docs.responses(
+        200, MultipartCompletedOut, "The stored object", docs.FORBIDDEN, docs.NOT_FOUND, docs.CONFLICT
+    ),
+)
 def complete_multipart(
     uploadId: str,
     key: KeyQuery,
@@ -138,7 +160,11 @@ def complete_multipart(
     return MultipartCompletedOut.from_domain(service.complete(caller, uploadId, key, parts), bucket=service.bucket)
 
 
-@router.delete("/s3/multipart/<uploadId>", include_in_schema=False)
+@router.delete(
+    "/s3/multipart/<uploadId>",
+    summary="Uppy (Companion): abort a multipart upload (idempotent)",
+    responses=docs.responses(200, AbortedOut, "Aborted (or already gone)", docs.FORBIDDEN, docs.NOT_FOUND),
+)
 def abort_multipart(uploadId: str, key: KeyQuery, caller: Caller, service: Service) -> AbortedOut:
     service.abort(caller, uploadId, key)
     return AbortedOut()

@@ -216,7 +216,7 @@ def test_companion_multipart_flow(invoke: Invoke, s3_client: Any) -> None:
     assert (status, aborted) == (200, {})
 
 
-@pytest.mark.parametrize("part_number", ["0", "-1", "5abc", "10001", "01"])
+@pytest.mark.parametrize("part_number", ["0", "-1", "5abc", "10001", "1.5"])
 def test_companion_refuses_bad_part_numbers(invoke: Invoke, part_number: str) -> None:
     status, created = invoke("POST", "/s3/multipart", body={"filename": "a.png", "type": "image/png"})
     base = f"/s3/multipart/{created['uploadId']}"

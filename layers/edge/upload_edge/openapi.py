@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
 from upload_edge.models import ErrorOut, GatewayErrorOut
 
 
-def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+def _json(model: Any, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
@@ -36,8 +34,9 @@ CONFLICT = {409: _error("The object was changed by another request")}
 UNSUPPORTED = {415: _error("The content type is not allowed")}
 
 
-def responses(status: int, model: type[BaseModel] | None, description: str, *extra: dict[int, Any]) -> dict[int, Any]:
-    """The route's success (described by the model it returns), the common errors and its own."""
+def responses(status: int, model: Any, description: str, *extra: dict[int, Any]) -> dict[int, Any]:
+    """The route's success (described by the model it returns: a model class, or e.g. a list of
+    one; None for a body-less success), the common errors and its own."""
     # An explicit empty content for a body-less success: Powertools would otherwise describe the
     # return annotation.
     success = _json(model, description) if model is not None else {"description": description, "content": {}}
