@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Self
-
 from pydantic import Field
 
-from upload_core.remote_import import ImportedObject
 from upload_core.ssrf import MAX_URL_CHARS
 from upload_edge.models import ApiModel
 
@@ -21,7 +18,3 @@ class ImportedOut(ApiModel):
     size: int
     content_type: str
     etag: str
-
-    @classmethod
-    def from_domain(cls, imported: ImportedObject) -> Self:
-        return cls(key=imported.key, size=imported.size, content_type=imported.content_type, etag=imported.etag)

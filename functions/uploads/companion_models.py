@@ -11,8 +11,7 @@ from typing import Literal, Self
 
 from pydantic import ConfigDict, Field
 
-from upload_core.s3 import UploadedPart
-from upload_core.uploads import CompletedUpload, FormUpload, SignedParts
+from upload_core.uploads import SignedParts
 from upload_edge.models import ApiModel
 
 
@@ -50,10 +49,6 @@ class PresignedPostOut(CompanionModel):
     fields: dict[str, str]
     expires: int
 
-    @classmethod
-    def from_domain(cls, form: FormUpload, expires: int) -> Self:
-        return cls(url=form.url, fields=form.fields, expires=expires)
-
 
 class MultipartCreatedOut(CompanionModel):
     key: str
@@ -65,8 +60,10 @@ class PresignedUrlsOut(CompanionModel):
     presigned_urls: dict[str, str]
 
     @classmethod
-    def from_domain(cls, signed: SignedParts) -> Self:
-        return cls(presigned_urls={str(part.part_number): part.url for part in signed.parts})
+    def from_domain(cls, value: object) -> Self:
+        if not isinstance(value, SignedParts):
+            raise TypeError(f"SignedParts, not {type(value).__name__}")
+        return cls(presigned_urls={str(part.part_number): part.url for part in value.parts})
 
 
 class PresignedPartOut(CompanionModel):
@@ -82,19 +79,11 @@ class CompanionPartOut(CompanionModel):
     size: int = Field(alias="Size")
     last_modified: datetime | None = Field(alias="LastModified")
 
-    @classmethod
-    def from_domain(cls, part: UploadedPart) -> Self:
-        return cls(part_number=part.part_number, etag=part.etag, size=part.size, last_modified=part.last_modified)
-
 
 class MultipartCompletedOut(CompanionModel):
     location: str
     key: str
     bucket: str
-
-    @classmethod
-    def from_domain(cls, completed: CompletedUpload, bucket: str) -> Self:
-        return cls(location=completed.location, key=completed.key, bucket=bucket)
 
 
 class AbortedOut(CompanionModel):

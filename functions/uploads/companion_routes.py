@@ -83,7 +83,7 @@ def presigned_post_params(
     type: Annotated[str, Query(max_length=255)] = "",  # Companion's name for the content type
 ) -> PresignedPostOut:
     form = service.form(caller, filename=filename, content_type=type, size=None)
-    return PresignedPostOut.from_domain(form, expires=get_settings().url_expiry_seconds)
+    return PresignedPostOut(url=form.url, fields=form.fields, expires=get_settings().url_expiry_seconds)
 
 
 @router.post(
@@ -157,7 +157,8 @@ def complete_multipart(
     service: Service,
 ) -> MultipartCompletedOut:
     parts = [ClientPart(part_number=part.part_number, etag=part.etag) for part in request.parts]
-    return MultipartCompletedOut.from_domain(service.complete(caller, uploadId, key, parts), bucket=service.bucket)
+    completed = service.complete(caller, uploadId, key, parts)
+    return MultipartCompletedOut(location=completed.location, key=completed.key, bucket=service.bucket)
 
 
 @router.delete(

@@ -2,7 +2,7 @@
 
 Routes return the response models; Powertools validates and serializes them by alias, and the
 OpenAPI document describes them from the same classes. Domain objects become bodies in one place,
-the `from_domain` classmethods.
+`Model.from_domain(...)` (by attribute name, ApiModel's, unless a model says otherwise).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import Self
 
 from pydantic import Field
 
-from upload_core.s3 import PendingUpload, UploadedPart
-from upload_core.uploads import CompletedUpload, FormUpload, ObjectStatus, SignedParts, StartedUpload
+from upload_core.uploads import ObjectStatus
 from upload_edge.models import ApiModel
 
 MAX_FILENAME_CHARS = 1024
@@ -76,16 +75,6 @@ class UploadStartedOut(ApiModel):
     # Only present when the upload was started with one.
     checksum_algorithm: str | None = Field(default=None, exclude_if=_omit_none)
 
-    @classmethod
-    def from_domain(cls, upload: StartedUpload) -> Self:
-        return cls(
-            upload_id=upload.upload_id,
-            key=upload.key,
-            part_size=upload.part_size,
-            part_count=upload.part_count,
-            checksum_algorithm=upload.checksum_algorithm,
-        )
-
 
 class PendingUploadOut(ApiModel):
     upload_id: str
@@ -97,13 +86,9 @@ class PendingUploadsOut(ApiModel):
     uploads: list[PendingUploadOut]
 
     @classmethod
-    def from_domain(cls, uploads: list[PendingUpload]) -> Self:
-        return cls(
-            uploads=[
-                PendingUploadOut(upload_id=upload.upload_id, key=upload.key, initiated=upload.initiated)
-                for upload in uploads
-            ]
-        )
+    def from_domain(cls, value: object) -> Self:
+        """`value`: the list of upload_core's PendingUpload."""
+        return cls.model_validate({"uploads": value}, from_attributes=True)
 
 
 class SignedPartOut(ApiModel):
@@ -115,15 +100,6 @@ class SignedPartOut(ApiModel):
 class SignedPartsOut(ApiModel):
     parts: list[SignedPartOut]
     expires_at: datetime
-
-    @classmethod
-    def from_domain(cls, signed: SignedParts) -> Self:
-        return cls(
-            parts=[
-                SignedPartOut(part_number=part.part_number, url=part.url, headers=part.headers) for part in signed.parts
-            ],
-            expires_at=signed.expires_at,
-        )
 
 
 class UploadedPartOut(ApiModel):
@@ -138,13 +114,9 @@ class UploadedPartsOut(ApiModel):
     parts: list[UploadedPartOut]
 
     @classmethod
-    def from_domain(cls, parts: list[UploadedPart]) -> Self:
-        return cls(
-            parts=[
-                UploadedPartOut(part_number=part.part_number, etag=part.etag, size=part.size, checksum=part.checksum)
-                for part in parts
-            ]
-        )
+    def from_domain(cls, value: object) -> Self:
+        """`value`: the list of upload_core's UploadedPart."""
+        return cls.model_validate({"parts": value}, from_attributes=True)
 
 
 class CompletedUploadOut(ApiModel):
@@ -153,20 +125,12 @@ class CompletedUploadOut(ApiModel):
     size: int
     location: str
 
-    @classmethod
-    def from_domain(cls, upload: CompletedUpload) -> Self:
-        return cls(key=upload.key, etag=upload.etag, size=upload.size, location=upload.location)
-
 
 class FormUploadOut(ApiModel):
     url: str
     fields: dict[str, str]
     key: str
     expires_at: datetime
-
-    @classmethod
-    def from_domain(cls, upload: FormUpload) -> Self:
-        return cls(url=upload.url, fields=upload.fields, key=upload.key, expires_at=upload.expires_at)
 
 
 class ObjectStatusOut(ApiModel):
@@ -177,7 +141,10 @@ class ObjectStatusOut(ApiModel):
     quarantined: bool
 
     @classmethod
-    def from_domain(cls, found: ObjectStatus) -> Self:
+    def from_domain(cls, value: object) -> Self:
+        found = value if isinstance(value, ObjectStatus) else None
+        if found is None:
+            raise TypeError(f"an ObjectStatus, not {type(value).__name__}")
         return cls(
             key=found.key,
             status=found.status,

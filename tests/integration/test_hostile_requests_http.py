@@ -8,34 +8,16 @@ clean 4xx `{code, message}` through the local gateway, never a 5xx.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
 from api_client import ApiClient
 
+from tests.hostile_bodies import HOSTILE, LONGEST_OIDC_SUBJECT, OVERLONG_SUBJECT, QUERY, VALID_BODIES, concrete
+
 pytestmark = pytest.mark.integration
 
-MIB = 1024 * 1024
-KEY = "uploads/alice/" + "0" * 32 + "/a.png"
-QUERY = {"key": KEY, "filename": "a.png", "type": "image/png", "partNumbers": "1"}
-PATH_VALUES = {"uploadId": "an-upload", "partNumber": "1"}
 JSON = {"Content-Type": "application/json"}
-LONG_NUMBER = '{"filename": "a.png", "contentType": "image/png", "size": ' + "9" * 5_000 + "}"
-HOSTILE = {
-    "nested-100k": ("[" * 100_000 + "]" * 100_000, 400, "InvalidJson"),
-    "5000-digits": (LONG_NUMBER, 400, "InvalidJson"),
-    "over-1MiB": ('{"filename": "' + "a" * MIB + '"}', 413, "BodyTooLarge"),
-}
-VALID_BODIES = {
-    "/uploads": {"filename": "a.png", "contentType": "image/png", "size": 10},
-    "/uploads/form": {"filename": "a.png", "contentType": "image/png", "size": 10},
-    "/uploads/{uploadId}/parts": {"key": KEY, "partNumbers": [1]},
-    "/uploads/{uploadId}/complete": {"key": KEY},
-    "/s3/multipart": {"filename": "a.png", "type": "image/png"},
-    "/s3/multipart/{uploadId}/complete": {"parts": [{"PartNumber": 1, "ETag": '"e"'}]},
-    "/imports": {"url": "https://images.example.com/a.png"},
-}
 
 
 def api_routes(api: ApiClient) -> list[tuple[str, str]]:
@@ -44,10 +26,6 @@ def api_routes(api: ApiClient) -> list[tuple[str, str]]:
         for route in api.stack.template.routes()
         if route.function_logical_id in ("UploadsFunction", "ImportsFunction")
     ]
-
-
-def concrete(path: str) -> str:
-    return re.sub(r"{(\w+)}", lambda match: PATH_VALUES[match.group(1)], path)
 
 
 def test_hostile_bodies_get_a_clean_4xx_on_every_route(api: ApiClient) -> None:
@@ -69,7 +47,7 @@ def test_hostile_bodies_get_a_clean_4xx_on_every_route(api: ApiClient) -> None:
 
 def test_a_subject_no_key_can_hold_is_refused_on_every_route(api: ApiClient) -> None:
     # Given a token whose `sub` would make keys longer than S3's 1,024 bytes
-    token = api.stack.token_for("x" * 1_000)
+    token = api.stack.token_for(OVERLONG_SUBJECT)
     failures = []
     for method, path in api_routes(api):
         if path == "/openapi.json":
@@ -85,7 +63,7 @@ def test_a_subject_no_key_can_hold_is_refused_on_every_route(api: ApiClient) -> 
 
 def test_the_longest_oidc_subject_still_uploads(api: ApiClient) -> None:
     # Given a 255-character `sub` (OIDC's longest) that every character of escapes in the key
-    token = api.stack.token_for("|" * 255)
+    token = api.stack.token_for(LONGEST_OIDC_SUBJECT)
     body = {"filename": "n" * 1000 + ".png", "contentType": "image/png", "size": 10}
     # When it starts an upload with the longest filename / Then S3 takes the key
     response = api.request("POST", "/uploads", json=body, token=token)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -13,6 +15,12 @@ class ApiModel(BaseModel):
     OpenAPI document would not describe)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    @classmethod
+    def from_domain(cls, value: object) -> Self:
+        """The body for a domain object (upload_core's dataclasses) whose attributes, or whose
+        nested objects' attributes, carry the body's fields by name: the one conversion place."""
+        return cls.model_validate(value, from_attributes=True)
 
 
 class ErrorOut(ApiModel):
