@@ -1,4 +1,4 @@
-"""Bodies of Uppy Companion's `/s3/...` routes, in Companion's own shapes (see docs/reference of Uppy).
+"""Bodies of Uppy Companion's `/s3/...` routes, in Companion's own shapes (as `@uppy/aws-s3` 5.x sends them).
 
 Companion's names are mostly camelCase (`uploadId`, `presignedUrls`); the parts it lists and
 accepts use S3's names (`PartNumber`, `ETag`), given as explicit aliases.

@@ -142,13 +142,12 @@ class ObjectStatusOut(ApiModel):
 
     @classmethod
     def from_domain(cls, value: object) -> Self:
-        found = value if isinstance(value, ObjectStatus) else None
-        if found is None:
-            raise TypeError(f"an ObjectStatus, not {type(value).__name__}")
+        if not isinstance(value, ObjectStatus):
+            raise TypeError(f"ObjectStatus, not {type(value).__name__}")
         return cls(
-            key=found.key,
-            status=found.status,
-            reason=found.reason,
-            tags=found.tags,
-            quarantined=found.quarantine_key is not None,
+            key=value.key,
+            status=value.status,
+            reason=value.reason,
+            tags=value.tags,
+            quarantined=value.quarantine_key is not None,
         )
