@@ -1,13 +1,13 @@
-"""The container's one UploadService (and so one boto3 client), shared by the native and Companion routes."""
+"""The container's one UploadService (and so one boto3 client), shared by the native and Companion routes.
+
+Routes take it with `Annotated[UploadService, Depends(upload_service)]`; tests replace it with
+`app.dependency_overrides[upload_service]`.
+"""
 
 from __future__ import annotations
 
-from functools import cache
-
 from upload_core.settings import get_settings
 from upload_core.uploads import UploadService
+from upload_edge.providers import Lazy
 
-
-@cache
-def service() -> UploadService:
-    return UploadService(get_settings())
+upload_service = Lazy(lambda: UploadService(get_settings()))

@@ -28,7 +28,7 @@ def source() -> Iterator[SourceServer]:
 
 
 @pytest.fixture
-def allowed(monkeypatch: pytest.MonkeyPatch, s3_client: Any, source: SourceServer) -> SourceServer:
+def allowed(s3_client: Any, source: SourceServer) -> Iterator[SourceServer]:
     """The handler's service, with the test server allowed and moto's S3 (as the environment would)."""
     settings = Settings.from_env()
     import_settings = ImportSettings.from_env(
@@ -39,8 +39,9 @@ def allowed(monkeypatch: pytest.MonkeyPatch, s3_client: Any, source: SourceServe
         }
     )
     service = RemoteImportService(settings, import_settings, s3=S3Gateway(settings, client=s3_client))
-    monkeypatch.setattr(imports_handler, "service", lambda: service)
-    return source
+    imports_handler.app.dependency_overrides[imports_handler.import_service] = lambda: service
+    yield source
+    imports_handler.app.dependency_overrides.clear()
 
 
 def call(
@@ -136,7 +137,7 @@ def test_the_lambdas_remaining_time_caps_the_import(allowed: SourceServer) -> No
     assert allowed.requests == []
 
 
-def test_the_sample_event_reaches_the_service_with_the_callers_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sample_event_reaches_the_service_with_the_callers_identity() -> None:
     # Given the sample event of events/ and a service that records its call
     calls: list[dict[str, Any]] = []
 
@@ -147,9 +148,12 @@ def test_the_sample_event_reaches_the_service_with_the_callers_identity(monkeypa
                 key="uploads/user-123/k/sunset.jpg", size=3, content_type="image/jpeg", etag='"e"', source_url=url
             )
 
-    monkeypatch.setattr(imports_handler, "service", Recorder)
-    event = json.loads((REPO / "events" / "imports-create.json").read_text())
-    response = imports_handler.lambda_handler(event, RemainingTime(remaining_ms=45_000))  # type: ignore[arg-type]
+    imports_handler.app.dependency_overrides[imports_handler.import_service] = Recorder
+    try:
+        event = json.loads((REPO / "events" / "imports-create.json").read_text())
+        response = imports_handler.lambda_handler(event, RemainingTime(remaining_ms=45_000))  # type: ignore[arg-type]
+    finally:
+        imports_handler.app.dependency_overrides.clear()
     assert response["statusCode"] == 201
     assert calls == [
         {
@@ -162,5 +166,6 @@ def test_the_sample_event_reaches_the_service_with_the_callers_identity(monkeypa
 
 
 def test_the_handler_builds_its_service_from_the_environment() -> None:
-    assert isinstance(imports_handler.service(), RemoteImportService)
+    assert isinstance(imports_handler.import_service(), RemoteImportService)
+    assert imports_handler.import_service() is imports_handler.import_service()
     assert not imports_handler.import_settings.allowed_destinations

@@ -313,6 +313,7 @@ def test_sam_build_succeeds_with_python_313(tmp_path: Path) -> None:
     layer = build_dir / "CoreLayer" / "python"
     assert (layer / "upload_core" / "uploads.py").is_file()
     assert (layer / "PIL").is_dir()
+    assert (build_dir / "EdgeLayer" / "python" / "upload_edge" / "http_errors.py").is_file()
     for function, module in [
         ("UploadsFunction", "uploads_handler.py"),
         ("ImportsFunction", "imports_handler.py"),
@@ -692,6 +693,24 @@ def test_globals_use_one_runtime_and_the_matching_powertools_layer(template: dic
     assert layer["Metadata"]["BuildMethod"] == runtime
     assert (ROOT / layer["Properties"]["ContentUri"] / "upload_core" / "__init__.py").is_file()
     assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+
+
+def test_the_edge_layer_serves_the_api_functions_only(template: dict[str, Any]) -> None:
+    # Given the HTTP adapters' layer (error mapping, caller identity, request bodies)
+    layer = template["Resources"]["EdgeLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == template["Globals"]["Function"]["Runtime"]
+    assert (ROOT / layer["Properties"]["ContentUri"] / "upload_edge" / "__init__.py").is_file()
+    # Then the API functions add it to the Globals' layers, and the validator (no HTTP) does not
+    functions = {
+        name: resource["Properties"].get("Layers", [])
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert {name for name, layers in functions.items() if {"Ref": "EdgeLayer"} in layers} == {
+        "UploadsFunction",
+        "ImportsFunction",
+    }
 
 
 def test_outputs_give_clients_and_e2e_tests_what_they_need(template: dict[str, Any]) -> None:

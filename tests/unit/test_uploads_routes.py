@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,22 +11,26 @@ from lambda_fakes import FakeContext, http_event
 
 import companion_routes
 import uploads_handler
+from service_factory import upload_service
+from upload_core.s3 import S3Gateway
+from upload_core.uploads import UploadService
 
 Invoke = Callable[..., tuple[int, Any]]
 
 
 @pytest.fixture
-def invoke(s3_client: Any, lambda_context: FakeContext) -> Invoke:
-    # Each test gets a fresh moto S3: drop the cached services (and their clients).
-    uploads_handler.service.cache_clear()
-    companion_routes.service.cache_clear()
+def invoke(s3_client: Any, lambda_context: FakeContext) -> Iterator[Invoke]:
+    # Each test gets a service on its own fresh moto S3, in place of the container's.
+    service = UploadService(uploads_handler.settings, S3Gateway(uploads_handler.settings, client=s3_client))
+    uploads_handler.app.dependency_overrides[upload_service] = lambda: service
 
     def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         response = uploads_handler.lambda_handler(http_event(method, path, **kwargs), lambda_context)
         body = response.get("body") or ""
         return int(response["statusCode"]), json.loads(body) if body else None
 
-    return call
+    yield call
+    uploads_handler.app.dependency_overrides.clear()
 
 
 def create(invoke: Invoke, sub: str = "alice", **overrides: Any) -> dict[str, Any]:
@@ -212,7 +216,7 @@ def test_companion_multipart_flow(invoke: Invoke, s3_client: Any) -> None:
     assert (status, aborted) == (200, {})
 
 
-@pytest.mark.parametrize("part_number", ["0", "-1", "5abc", "10001", "01"])
+@pytest.mark.parametrize("part_number", ["0", "-1", "5abc", "10001", "1.5"])
 def test_companion_refuses_bad_part_numbers(invoke: Invoke, part_number: str) -> None:
     status, created = invoke("POST", "/s3/multipart", body={"filename": "a.png", "type": "image/png"})
     base = f"/s3/multipart/{created['uploadId']}"
@@ -269,6 +273,10 @@ def test_object_status_route(invoke: Invoke, s3_client: Any) -> None:
     assert status == 403
 
 
-def test_native_and_companion_routes_share_one_service_and_client(invoke: Invoke) -> None:
-    # One UploadService per container, so one boto3 client, whichever routes a request takes
-    assert uploads_handler.service() is companion_routes.service()
+def test_native_and_companion_routes_share_one_service_and_client() -> None:
+    # Given the container's provider, which both route modules name in Depends()
+    assert uploads_handler.upload_service is companion_routes.upload_service is upload_service
+    # When it is asked twice / Then it built one UploadService, so one boto3 client
+    first = upload_service()
+    assert upload_service() is first
+    assert isinstance(first, UploadService)
