@@ -22,6 +22,11 @@ KIB = 1024
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 DEFAULT_MAX_DIMENSION = 30_000
 DEFAULT_MAX_FRAMES = 1_000
+# Summed over every frame: 1,000 frames of 1 MP, or 11 frames at the per-frame limit.
+DEFAULT_MAX_TOTAL_PIXELS = 1_000_000_000
+# Bytes that are not image data (EXIF, XMP, ICC, comments, unknown chunks): a 16 MiB ICC profile
+# is already extravagant.
+DEFAULT_MAX_METADATA_BYTES = 16 * MIB
 
 
 class QuarantineAction(StrEnum):
@@ -65,6 +70,10 @@ class ValidatorSettings:
                 max_height=env_integer(source, "MAX_IMAGE_HEIGHT", DEFAULT_MAX_DIMENSION, minimum=1),
                 max_frames=env_integer(source, "MAX_FRAMES", DEFAULT_MAX_FRAMES, minimum=1),
                 allowed_types=frozenset(settings.allowed_content_types & IMAGE_TYPES.keys()),
+                max_total_pixels=env_integer(source, "MAX_TOTAL_PIXELS", DEFAULT_MAX_TOTAL_PIXELS, minimum=1),
+                max_metadata_bytes=env_integer(source, "MAX_METADATA_BYTES", DEFAULT_MAX_METADATA_BYTES, minimum=0),
+                allow_indexed_jpeg_trailers=_flag(source, "ALLOW_INDEXED_JPEG_TRAILERS"),
+                pillow_bytes=head_bytes,
             ),
         )
         validator._check()
@@ -86,6 +95,13 @@ class ValidatorSettings:
 
     def quarantine_key(self, key: str) -> str:
         return f"{self.quarantine_prefix}{key}"
+
+
+def _flag(source: Mapping[str, str], name: str) -> bool:
+    raw = source.get(name, "").strip().lower()
+    if raw not in {"", "true", "false"}:
+        raise SettingsError(f"{name} must be 'true' or 'false', got {raw!r}")
+    return raw == "true"
 
 
 def _prefix(raw: str, name: str) -> str:

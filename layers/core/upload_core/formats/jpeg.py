@@ -104,14 +104,14 @@ class _Walk:
         if first != b"\xff":
             raise StructureError(Reason.BAD_STRUCTURE, f"no marker at {self.reader.position - 1}")
         while True:
-            (marker,) = self.reader.read(1)
+            marker = self.reader.read(1)[0]
             if marker != 0xFF:  # FF FF...: fill bytes before the marker
                 if marker == 0x00:
                     raise StructureError(Reason.BAD_STRUCTURE, f"FF00 outside a scan at {self.reader.position - 2}")
                 return marker
 
     def _length(self, marker: int) -> int:
-        (length,) = struct.unpack(">H", self.reader.read(2))
+        length = int.from_bytes(self.reader.read(2))
         if length < 2:
             raise StructureError(Reason.BAD_STRUCTURE, f"FF{marker:02X} segment length {length}")
         return length
