@@ -60,8 +60,23 @@ class _ImageData:
         self._expected = expected
         self._produced = 0
         self._what = what
+        self.failure: StructureError | None = None
 
     def feed(self, data: memoryview | bytes) -> None:
+        """Inflate one piece. A failure is kept, not raised, until the chunk's CRC is checked: a
+        damaged byte is reported as a checksum error, not as the stream error it causes."""
+        if self.failure is not None:
+            return
+        try:
+            self._feed(data)
+        except StructureError as error:
+            self.failure = error
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def _feed(self, data: memoryview | bytes) -> None:
         if self._inflater.eof:
             if len(data):
                 raise StructureError(Reason.BAD_STRUCTURE, f"data after the end of the {self._what} zlib stream")
@@ -156,6 +171,8 @@ class _Walk:
 
         self.reader.skip(length, sink)
         self._check_crc(crc, kind)
+        if consumer is not None:
+            consumer.raise_failure()
 
     def _check_crc(self, crc: int, kind: bytes) -> None:
         (stored,) = struct.unpack(">I", self.reader.read(4))
@@ -278,6 +295,7 @@ class _Walk:
 
         self.reader.skip(length - 4, sink)
         self._check_crc(crc, b"fdAT")
+        frame_data.raise_failure()
         self.frame_has_data = True
 
     def _end_frame(self) -> None:
