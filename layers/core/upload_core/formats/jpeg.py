@@ -14,7 +14,7 @@
 Camera trailers. An MPO (multi-picture: stereo pairs, camera previews) stores further JPEGs after
 the first one's EOI and indexes them in an APP2 ``MPF`` segment of the first image. With
 ``StructureLimits.allow_indexed_jpeg_trailers`` those trailers pass when the index accounts for every byte after the
-first EOI (each entry's offset and size tile the rest of the object exactly) and each indexed
+first EOI (the entries' offsets tile the rest of the object exactly) and each indexed
 image is itself a valid JPEG walked to its own EOI; they count as frames (Pillow opens such a
 file as MPO with one frame per image). Without it (the default), any byte after the first EOI is
 ``trailing-data``. Phone "motion photos" append an MP4 after EOI, announced only in XMP: no index
@@ -45,7 +45,7 @@ _MP_ENTRY_TAG = 0xB002
 
 @dataclass(frozen=True, slots=True)
 class MpEntry:
-    """One image of an MPO index: absolute start offset in the object and size in bytes."""
+    """One image of an MPO index: absolute start offset in the object and declared size."""
 
     start: int
     size: int
@@ -217,13 +217,15 @@ def walk(reader: ChunkReader, limits: StructureLimits) -> ImageFacts:
 
 
 def _indexed_trailers(walker: _Walk, entries: list[MpEntry]) -> None:
-    """Every byte after the first EOI belongs to an indexed image, in order, each a whole JPEG."""
+    """Every byte after the first EOI belongs to an indexed image, in order, each a whole JPEG.
+
+    The entries' offsets must tile the rest of the object; their sizes are not trusted (Pillow,
+    for one, writes wrong sizes from the third image on): each image is measured by its own walk.
+    """
     reader = walker.reader
-    if entries[0].start != 0 or entries[0].size != reader.position:
-        raise StructureError(Reason.TRAILING_DATA, "the MP index does not describe the first image")
+    if entries[0].start != 0:
+        raise StructureError(Reason.TRAILING_DATA, "the MP index does not start with the first image")
     for entry in sorted(entries[1:], key=lambda item: item.start):
         if entry.start != reader.position:
             raise StructureError(Reason.TRAILING_DATA, f"unindexed bytes at {reader.position}")
         walker.image(first=False)
-        if reader.position - entry.start != entry.size:
-            raise StructureError(Reason.TRAILING_DATA, f"indexed image at {entry.start} is not {entry.size} bytes")
