@@ -16,9 +16,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from validator_events import ValidationMessage, created_objects
+from validator_events import ValidationMessage, created_objects, parse_s3_event
 
 from upload_core.observability import logger, metrics, tracer
 from upload_core.settings import get_settings
@@ -48,7 +47,7 @@ def record_handler(record: ValidationMessage) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     records = event.get("Records") or []
     if records and all(record.get("eventSource") == "aws:s3" for record in records):
-        for created in created_objects(S3Model.model_validate(event)):
+        for created in created_objects(parse_s3_event(event)):
             service().validate(created)
         return {}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
