@@ -11,6 +11,7 @@ import zipfile
 import pytest
 from PIL import Image
 
+from tests import big_images
 from tests import image_corpus as corpus
 from upload_core.formats import jpeg
 from upload_core.formats.errors import Reason, StructureError
@@ -103,6 +104,13 @@ VALID = [
     pytest.param(lambda: save(picture().convert("CMYK")), 96, 64, id="cmyk"),
     pytest.param(lambda: save(picture().convert("L")), 96, 64, id="grey"),
     pytest.param(lambda: save(picture(), restart_marker_blocks=1), 96, 64, id="restart-markers"),
+    pytest.param(lambda: save(picture(99, 61), restart_marker_blocks=3), 99, 61, id="restart-odd-size"),
+    pytest.param(lambda: save(picture(99, 61), restart_marker_rows=1, subsampling=1), 99, 61, id="restart-rows-422"),
+    pytest.param(
+        lambda: save(picture(99, 61), restart_marker_blocks=2, progressive=True), 99, 61, id="restart-progressive"
+    ),
+    pytest.param(lambda: save(picture(57, 33).convert("CMYK"), restart_marker_blocks=5), 57, 33, id="restart-cmyk"),
+    pytest.param(lambda: save(picture(57, 33).convert("L"), restart_marker_rows=2), 57, 33, id="restart-grey"),
     pytest.param(lambda: save(picture(), subsampling=0, quality=100), 96, 64, id="quality-100-444"),
     pytest.param(lambda: corpus.jpeg(40, 30, icc_profile_bytes=200_000), 40, 30, id="large-icc"),
     pytest.param(lambda: save(picture(), comment=b"x" * 60_000), 96, 64, id="comment"),
@@ -226,6 +234,47 @@ def test_lying_segment_lengths_are_never_accepted() -> None:
             lying = data[: offset + 2] + struct.pack(">H", length + delta) + data[offset + 4 :]
             with pytest.raises(StructureError):
                 walk(lying)
+
+
+def cut_scan_with_eoi_pasted(data: bytes, keep: float) -> bytes:
+    """The last scan's entropy-coded data cut at ``keep`` of its length, then a well-formed EOI."""
+    scan = data.rindex(b"\xff\xda")
+    cut = scan + int((len(data) - scan) * keep)
+    if data[cut - 1] == 0xFF:
+        cut -= 1
+    return data[:cut] + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"restart_marker_blocks": 1}, id="every-block"),
+        pytest.param({"restart_marker_rows": 1}, id="every-row"),
+        pytest.param({"restart_marker_blocks": 2, "progressive": True}, id="progressive"),
+    ],
+)
+def test_scan_cut_short_with_eoi_pasted_is_caught_by_its_restart_markers(
+    keep: float, options: dict[str, object]
+) -> None:
+    # Given a JPEG with restart markers whose last scan is cut and given a well-formed ending
+    data = cut_scan_with_eoi_pasted(save(picture(160, 512), **options), keep)
+    # When it is walked / Then the missing restart intervals give it away (a cut inside the last
+    # interval, or in a JPEG without restart markers, keeps the structure: docs/validation.md)
+    assert reason_of(data) is Reason.BAD_STRUCTURE
+
+
+def test_scan_naming_a_component_the_frame_lacks_is_rejected() -> None:
+    data = bytearray(BASE)
+    sos = next(pos for pos, marker in segments(BASE) if marker == 0xDA)
+    data[sos + 5] = 9
+    assert reason_of(bytes(data)) is Reason.BAD_STRUCTURE
+
+
+def test_big_jpeg_with_thousands_of_restart_intervals_passes() -> None:
+    image = big_images.big_jpeg(3 << 20, width=1024)
+    facts = jpeg.walk(ChunkReader(image.chunks()), LIMITS)
+    assert (facts.width, facts.height) == (image.width, image.height)
 
 
 # --------------------------------------------------------------------------- camera trailers (MPO)

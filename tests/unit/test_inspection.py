@@ -289,14 +289,19 @@ def test_data_appended_after_jpeg_eoi_is_rejected(data: bytes, reason: Reason) -
 
 
 def test_small_jpeg_that_pillow_cannot_decode_is_refused() -> None:
-    # Given a small JPEG whose scan names a component its frame does not have: the structure the
-    # walker checks is whole, the meaning is not
-    data = bytearray(corpus.jpeg(64, 48))
-    sos = jpeg_segment_offset(bytes(data), 0xDA)
-    data[sos + 5] = 9  # the first component selector of the scan header
-    assert len(data) <= LIMITS.pillow_bytes
+    # Given a small JPEG without its quantisation tables (DQT segments removed): every segment
+    # and scan the walker checks is whole, but the frame refers to tables that do not exist
+    data = corpus.jpeg(64, 48)
+    pos, kept = 2, bytearray(data[:2])
+    while data[pos + 1] != 0xDA:
+        length = struct.unpack_from(">H", data, pos + 2)[0]
+        if data[pos + 1] != 0xDB:
+            kept += data[pos : pos + 2 + length]
+        pos += 2 + length
+    stripped = bytes(kept + data[pos:])
+    assert len(stripped) <= LIMITS.pillow_bytes
     # When it is inspected / Then Pillow, the decoder of record for small objects, refuses it
-    assert verdict_of(bytes(data), "scan.jpg", "image/jpeg").reason == Reason.CORRUPT_HEADER
+    assert verdict_of(stripped, "tables.jpg", "image/jpeg").reason == Reason.CORRUPT_HEADER
 
 
 def test_png_header_cut_inside_the_first_read_is_truncated() -> None:

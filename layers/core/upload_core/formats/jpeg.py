@@ -6,7 +6,9 @@
   tables and scans in any number (a progressive JPEG has many scans);
 - the entropy-coded data after each SOS is scanned in C (a regular expression over the buffered
   chunk) for the next marker: stuffed bytes (FF 00), restart markers (FF D0-D7) and fill bytes
-  belong to the data;
+  belong to the data. With a restart interval (DRI) each scan must hold exactly the restart
+  markers its MCU count needs: a scan cut short and given a well-formed EOI loses some. (The
+  Huffman data itself is not decoded: that would cost the rate.);
 - APPn and COM segments count against the metadata budget. An EXIF thumbnail is a JPEG inside
   an APP1 segment: skipped with it, legitimate;
 - nothing after EOI (``trailing-data``), with one opt-in exception below.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from upload_core.formats.errors import Reason, StructureError
 from upload_core.formats.facts import FrameCounter, ImageFacts, MetadataBudget, StructureLimits
@@ -39,6 +41,9 @@ _TABLES = frozenset({DHT, DQT, DRI, 0xCC})  # 0xCC: arithmetic conditioning (DAC
 # A marker inside entropy-coded data: FF followed by anything but 00 (stuffing), D0-D7 (restart)
 # or FF (fill). Searched in C over the buffered chunk.
 _MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_RESTART = re.compile(rb"\xff[\xd0-\xd7]")
+# Lossless processes count restart intervals in rows of pixels, not in blocks: not checked.
+_LOSSLESS = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
 _MPF = b"MPF\x00"
 _MP_ENTRY_TAG = 0xB002
 
@@ -57,6 +62,20 @@ class _Image:
     height: int = 0
     scans: int = 0
     mp_entries: list[MpEntry] | None = None
+    # Component id -> (horizontal, vertical) sampling factors, from the frame header.
+    sampling: dict[int, tuple[int, int]] = field(default_factory=dict)
+    lossless: bool = False
+    # MCUs between restart markers (DRI); 0: no restart markers.
+    restart_interval: int = 0
+
+    def mcus(self, components: list[int]) -> int:
+        """MCUs in a scan of these components (ITU T.81 A.2; libjpeg's jdinput.c)."""
+        h_max = max(h for h, _ in self.sampling.values())
+        v_max = max(v for _, v in self.sampling.values())
+        if len(components) == 1:  # non-interleaved: one block per MCU
+            h, v = self.sampling[components[0]]
+            return -(-self.width * h // (8 * h_max)) * -(-self.height * v // (8 * v_max))
+        return -(-self.width // (8 * h_max)) * -(-self.height // (8 * v_max))
 
 
 class _Walk:
@@ -82,6 +101,7 @@ class _Walk:
             length = self._length(marker)
             if marker in _SOF:
                 self._frame(image, length, first=first)
+                image.lossless = marker in _LOSSLESS
             elif marker == SOS:
                 self._scan(image, length)
             elif marker in _APP or marker == COM:
@@ -90,11 +110,15 @@ class _Walk:
                     self._app2(image, length)
                 else:
                     self.reader.skip(length - 2)
+            elif marker == DRI:
+                if length != 4:
+                    raise StructureError(Reason.BAD_STRUCTURE, f"DRI segment of {length} bytes")
+                image.restart_interval = int.from_bytes(self.reader.read(2))
             elif marker in _TABLES or marker == DNL:
                 if marker in (DQT, DHT) and length < 3:
                     raise StructureError(Reason.BAD_STRUCTURE, f"FF{marker:02X} segment of {length} bytes")
-                if marker in (DRI, DNL) and length != 4:
-                    raise StructureError(Reason.BAD_STRUCTURE, f"FF{marker:02X} segment of {length} bytes")
+                if marker == DNL and length != 4:
+                    raise StructureError(Reason.BAD_STRUCTURE, f"DNL segment of {length} bytes")
                 self.reader.skip(length - 2)
             else:
                 raise StructureError(Reason.BAD_STRUCTURE, f"unexpected marker FF{marker:02X}")
@@ -128,6 +152,12 @@ class _Walk:
         if height == 0 or width == 0:
             # Height 0 defers it to a DNL segment after the first scan: no decoder we use reads that.
             raise StructureError(Reason.CORRUPT_HEADER, f"frame {width}x{height}")
+        for index in range(components):
+            component, factors = body[6 + 3 * index], body[7 + 3 * index]
+            h, v = factors >> 4, factors & 0x0F
+            if not (1 <= h <= 4 and 1 <= v <= 4) or component in image.sampling:
+                raise StructureError(Reason.CORRUPT_HEADER, f"component {component} sampling {h}x{v}")
+            image.sampling[component] = (h, v)
         if first:
             self.frames.check_canvas(width, height)
         self.frames.add_frame(width, height)
@@ -139,31 +169,44 @@ class _Walk:
         body = self.reader.read(length - 2)
         if not body or len(body) != 4 + 2 * body[0] or body[0] == 0:
             raise StructureError(Reason.BAD_STRUCTURE, f"scan header of {length} bytes")
+        components = [body[1 + 2 * index] for index in range(body[0])]
+        if any(component not in image.sampling for component in components):
+            raise StructureError(Reason.BAD_STRUCTURE, f"scan of components {components} not in the frame")
         image.scans += 1
-        self._entropy_data()
+        restarts = self._entropy_data()
+        if image.restart_interval and not image.lossless:
+            # A scan cut short and given a well-formed ending loses its last restart markers.
+            expected = -(-image.mcus(components) // image.restart_interval) - 1
+            if restarts != expected:
+                raise StructureError(Reason.BAD_STRUCTURE, f"scan has {restarts} restart markers, not {expected}")
 
-    def _entropy_data(self) -> None:
-        """Move over entropy-coded data, leaving the reader on the FF of the next real marker."""
+    def _entropy_data(self) -> int:
+        """Move over entropy-coded data, leaving the reader on the FF of the next real marker;
+        returns the restart markers met on the way."""
         reader = self.reader
+        restarts = 0
         while True:
             at = reader.search(_MARKER_IN_SCAN)
-            if at >= 0:
-                reader.consume(at)
-                return
             buffered = reader.buffered()
+            if at >= 0:
+                restarts += len(_RESTART.findall(buffered, 0, at))
+                reader.consume(at)
+                return restarts
             if not len(buffered):
                 raise StructureError(Reason.TRUNCATED, "the scan data has no end")
             # Keep a final FF: the byte after it is in the next chunk.
             keep = 1 if buffered[-1] == 0xFF else 0
+            restarts += len(_RESTART.findall(buffered, 0, len(buffered) - keep))
             reader.consume(len(buffered) - keep)
             if keep:
                 pair = reader.peek(2)
                 if len(pair) < 2:
                     raise StructureError(Reason.TRUNCATED, "the scan data has no end")
                 if pair[1] in (0x00, 0xFF) or 0xD0 <= pair[1] <= 0xD7:
+                    restarts += 0xD0 <= pair[1] <= 0xD7
                     reader.consume(1)
                 else:
-                    return
+                    return restarts
 
     def _app2(self, image: _Image, length: int) -> None:
         """APP2: an MPF index is read (for the trailer policy); anything else is skipped."""
