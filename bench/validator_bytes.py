@@ -79,7 +79,7 @@ class Format:
 # One line per format; GIF joins with `Format("GIF", GIF, big_gif, 4)` once tests/big_images.py has it.
 FORMATS = [
     Format("PNG", PNG, lambda size: big_png(size, width=4096), 4),
-    Format("JPEG", JPEG, lambda size: big_jpeg(size, width=16384), 4),
+    Format("JPEG", JPEG, lambda size: big_jpeg(size, width=32768), 4),
 ]
 
 
