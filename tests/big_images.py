@@ -137,3 +137,54 @@ def big_jpeg(target_bytes: int, width: int = 8192, seed: int = 1) -> BigImage:
         yield end
 
     return BigImage(width, height, size, "image/jpeg", "jpg", chunks)
+
+
+GIF_GROUP = 254  # literals between clear codes: 9-bit codes never grow (the "uncompressed GIF" idiom)
+GIF_BLOCK_PIXELS = 8 * GIF_GROUP  # eight groups of 255 9-bit codes end on a byte boundary...
+GIF_ROW_BLOCKS = 32
+
+
+def _gif_block(seed: int) -> bytes:
+    """Eight groups (clear + 254 literals, 9 bits each) = 2,295 bytes = nine full sub-blocks."""
+    rng = random.Random(seed)
+    bits = 0
+    count = 0
+    out = bytearray()
+    for _ in range(8):
+        for code in (256, *rng.randbytes(GIF_GROUP)):
+            bits |= code << count
+            count += 9
+            while count >= 8:
+                out.append(bits & 0xFF)
+                bits >>= 8
+                count -= 8
+    assert count == 0 and len(out) == 9 * 255
+    return b"".join(b"\xff" + out[i : i + 255] for i in range(0, len(out), 255))
+
+
+def big_gif(target_bytes: int, seed: int = 1) -> BigImage:
+    """A valid single-frame GIF of about ``target_bytes``: a 256-colour frame of noise whose LZW
+    data never compresses (a clear code every 254 literals), written as a stream."""
+    block = _gif_block(seed)
+    width = GIF_BLOCK_PIXELS * GIF_ROW_BLOCKS
+    row = block * GIF_ROW_BLOCKS
+    height = max(1, min(65535, target_bytes // len(row)))
+    palette = random.Random(seed).randbytes(768)
+    head = (
+        b"GIF89a"
+        + struct.pack("<HHBBB", width, height, 0xF7, 0, 0)
+        + palette
+        + b"\x2c"
+        + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        + b"\x08"
+    )
+    end = b"\x02" + struct.pack("<H", 257) + b"\x00" + b"\x3b"  # end code (9 bits, padded), terminator, trailer
+    size = len(head) + height * len(row) + len(end)
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for _ in range(height):
+            yield row
+        yield end
+
+    return BigImage(width, height, size, "image/gif", "gif", chunks)
