@@ -489,3 +489,25 @@ def test_indexed_jpeg_trailers_follow_the_setting(settings: Settings, gateway: R
     [allowed] = handle(make_service(settings, gateway, ALLOW_INDEXED_JPEG_TRAILERS="true"), (key, version))
     assert allowed.action == Action.TAGGED_VALID
     assert tags_of(bucket, key, version)["upload-frames"] == "2"
+
+
+def test_a_read_failing_mid_stream_is_retried_not_judged(
+    service: ValidationService, gateway: RecordingGateway, bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a large valid PNG whose GET fails after its first megabytes (a reset connection)
+    key = key_for("flaky.png")
+    version = put(bucket, key, big_images.big_png(6 << 20, width=1024).data(), "image/png")
+    real_iter_object = gateway.iter_object
+
+    def flaky(key: str, version_id: str | None = None, chunk_size: int = 1 << 20) -> Generator[bytes]:
+        for index, chunk in enumerate(real_iter_object(key, version_id, chunk_size)):
+            if index == 2:
+                raise UpstreamError("the storage service could not be reached", code="StorageUnavailable")
+            yield chunk
+
+    monkeypatch.setattr(gateway, "iter_object", flaky)
+    # When it is validated / Then the error propagates (the message is retried), nothing is judged
+    with pytest.raises(UpstreamError):
+        handle(service, (key, version))
+    assert tags_of(bucket, key, version) == PENDING
+    assert versions_of(bucket, key) == [version]
