@@ -73,6 +73,7 @@ class ValidatorSettings:
                 max_total_pixels=env_integer(source, "MAX_TOTAL_PIXELS", DEFAULT_MAX_TOTAL_PIXELS, minimum=1),
                 max_metadata_bytes=env_integer(source, "MAX_METADATA_BYTES", DEFAULT_MAX_METADATA_BYTES, minimum=0),
                 allow_indexed_jpeg_trailers=_flag(source, "ALLOW_INDEXED_JPEG_TRAILERS"),
+                # The validator reads whole objects now; INSPECT_HEAD_BYTES bounds those Pillow opens too.
                 pillow_bytes=head_bytes,
             ),
         )
