@@ -59,6 +59,10 @@ def jpeg(width: int = 64, height: int = 48, *, icc_profile_bytes: int = 0) -> by
     return _save(_picture(width, height), "JPEG", **options)
 
 
+def animated_png(width: int = 32, height: int = 24, frames: int = 3) -> bytes:
+    return _animation("PNG", width, height, frames)
+
+
 def gif(width: int = 64, height: int = 48) -> bytes:
     return _save(_picture(width, height).convert("P", palette=Image.Palette.ADAPTIVE), "GIF")
 
@@ -117,20 +121,6 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     )
 
 
-def png_with_idat(payload_bytes: int, width: int = 64, height: int = 48) -> tuple[bytes, bytes, bytes]:
-    """A structurally valid PNG of about `payload_bytes`, as (start, filler, end), for large objects.
-
-    The validator never decodes pixels, so an IDAT chunk of arbitrary bytes stands in for a huge
-    image; the caller streams start + filler * n + end without holding it in memory.
-    """
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    start = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + struct.pack(">I", payload_bytes) + b"IDAT"
-    filler = b"\x00" * 1024
-    # The CRC is not checked by a header-only reader; a fixed value keeps the file streamable.
-    end = b"\x00\x00\x00\x00" + _chunk(b"IEND", b"")
-    return start, filler, end
-
-
 SVG_WITH_SCRIPT = (
     b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
     b"<script>alert(document.domain)</script></svg>"
@@ -141,6 +131,7 @@ HTML_PAGE = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>
 def valid_corpus() -> list[CorpusFile]:
     files = [
         CorpusFile("photo.png", png(64, 48), "image/png", 64, 48),
+        CorpusFile("moving.png", animated_png(32, 24, 3), "image/png", 32, 24, 3),
         CorpusFile("photo.jpg", jpeg(80, 60), "image/jpeg", 80, 60),
         CorpusFile("profile.jpeg", jpeg(40, 30, icc_profile_bytes=200_000), "image/jpeg", 40, 30),
         CorpusFile("still.gif", gif(33, 21), "image/gif", 33, 21),

@@ -1,9 +1,10 @@
 """S3 ObjectCreated notifications → validate, tag and quarantine each new object version.
 
-Two event shapes arrive here:
+Two event shapes arrive here (parsed by validator_events' models, so the core sees plain values):
 - SQS messages whose bodies are S3 event notifications (the template's route: bucket → queue →
-  this function), processed with Powertools' BatchProcessor: a message that fails is reported in
-  ``batchItemFailures`` and retried by the queue (then dead-lettered), the others are deleted;
+  this function), processed with Powertools' BatchProcessor: a message that fails (a body that
+  is not an S3 notification, a storage error) is reported in ``batchItemFailures`` and retried by
+  the queue (then dead-lettered), the others are deleted;
 - an S3 event invoking the function directly (``sam local invoke`` with events/validator-s3-direct.json,
   or a bucket wired straight to the function): any failure raises, so Lambda retries it.
 """
@@ -15,8 +16,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from validator_events import ValidationMessage, created_objects, parse_s3_event
 
 from upload_core.observability import logger, metrics, tracer
 from upload_core.settings import get_settings
@@ -26,7 +27,7 @@ from upload_core.validator_settings import get_validator_settings
 # Fail at start, not on the first record, when a setting is wrong.
 settings = get_settings()
 validator_settings = get_validator_settings()
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, model=ValidationMessage)
 
 
 @cache
@@ -34,8 +35,10 @@ def service() -> ValidationService:
     return ValidationService(settings, validator_settings)
 
 
-def record_handler(record: SQSRecord) -> None:
-    service().handle_notification(record.json_body)
+def record_handler(record: ValidationMessage) -> None:
+    """Every ObjectCreated record of one message; an error in one fails the whole message."""
+    for created in created_objects(record.body):
+        service().validate(created)
 
 
 @logger.inject_lambda_context
@@ -44,6 +47,7 @@ def record_handler(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     records = event.get("Records") or []
     if records and all(record.get("eventSource") == "aws:s3" for record in records):
-        service().handle_notification(event)
+        for created in created_objects(parse_s3_event(event)):
+            service().validate(created)
         return {}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -4,8 +4,10 @@ the API over real HTTP."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -14,6 +16,7 @@ import requests
 from upload_flow import create, put_part, sign
 
 from local.stack import LocalStack
+from tests import big_images
 from tests import image_corpus as corpus
 
 pytestmark = pytest.mark.integration
@@ -130,12 +133,12 @@ def test_keys_that_need_url_encoding_are_found_and_tagged(stack: LocalStack, s3:
 
 
 def test_existing_tags_survive_validation(stack: LocalStack, s3: Any, bucket: str) -> None:
-    key = "uploads/direct/00000000000000000000000000000002/scanned.gif"
+    key = "uploads/direct/00000000000000000000000000000002/scanned.png"
     s3.put_object(
         Bucket=bucket,
         Key=key,
-        Body=corpus.animated_gif(16, 16, 4),
-        ContentType="image/gif",
+        Body=corpus.animated_png(16, 16, 4),
+        ContentType="image/png",
         Tagging="upload-status=pending&GuardDutyMalwareScanStatus=NO_THREATS_FOUND",
     )
     tags = settle(stack, s3, bucket, key)
@@ -160,10 +163,16 @@ def s3_notification(bucket: str, key: str, version_id: str) -> str:
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "awsRegion": "us-east-1",
+        "eventTime": "2026-12-02T10:00:00.000Z",
         "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "EXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "R", "x-amz-id-2": "I"},
         "s3": {
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(key, safe="/"), "size": 1, "versionId": version_id},
+            "s3SchemaVersion": "1.0",
+            "configurationId": "",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key, safe="/"), "size": 1, "eTag": "e", "versionId": version_id},
         },
     }
     return json.dumps({"Records": [record]})
@@ -198,3 +207,107 @@ def test_redelivered_and_late_events_change_nothing(stack: LocalStack, s3: Any, 
     # And there is still exactly one quarantined copy
     versions = s3.list_object_versions(Bucket=bucket, Prefix=f"quarantine/{key}")["Versions"]
     assert len(versions) == 1
+
+
+# --------------------------------------------------------------------------- the whole file is proven
+
+
+def png_with_script_after_a_second_iend() -> bytes:
+    return corpus.png(40, 30) + b"\x00\x00\x00\x00IEND\xaeB`\x82<script>alert(document.cookie)</script>"
+
+
+def jpeg_with_an_appended_zip() -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as payload:
+        payload.writestr("run.sh", "#!/bin/sh\necho owned\n")
+    return corpus.jpeg(64, 48) + archive.getvalue() + b"\xff\xd9"  # ends like a JPEG
+
+
+def status_of(api: Any, key: str, user: str = "vera") -> requests.Response:
+    return api.request("GET", "/objects/status", params={"key": key}, user=user)
+
+
+def assert_quarantined_and_unreadable(  # noqa: PLR0917 - the stack's fixtures and one case
+    stack: LocalStack, api: Any, s3: Any, bucket: str, key: str, reason: str
+) -> None:
+    assert settle(stack, s3, bucket, key) is None
+    # No version of any kind is left at the upload key: a GET of it finds nothing to serve
+    listing = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    assert [v for v in listing.get("Versions", []) if v["Key"] == key] == []
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.get_object(Bucket=bucket, Key=key)
+    # The quarantined copy carries the verdict (the template's bucket policy lets only the
+    # validator read it on AWS; the local bucket has no policy, see docs/validation.md)
+    tags = tags_of(s3, bucket, f"quarantine/{key}")
+    assert (tags["upload-status"], tags["upload-reason"]) == ("rejected", reason)
+    # And its owner is told so, with no way to download it
+    body = status_of(api, key).json()
+    assert (body["status"], body["reason"], body["quarantined"]) == ("rejected", reason, True)
+    assert "download" not in body
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "content_type", "reason"),
+    [
+        pytest.param(png_with_script_after_a_second_iend, "pic.png", "image/png", "trailing-data", id="png-script"),
+        pytest.param(jpeg_with_an_appended_zip, "pic.jpg", "image/jpeg", "trailing-data", id="jpeg-zip"),
+    ],
+)
+def test_a_hostile_multipart_upload_is_quarantined_and_never_readable(  # noqa: PLR0917 - fixtures and one case
+    stack: LocalStack, api: Any, s3: Any, bucket: str, make: Any, name: str, content_type: str, reason: str
+) -> None:
+    key = upload_through_api(api, make(), name, content_type)
+    assert_quarantined_and_unreadable(stack, api, s3, bucket, key, reason)
+
+
+def test_a_hostile_form_upload_is_quarantined_and_never_readable(
+    stack: LocalStack, api: Any, s3: Any, bucket: str
+) -> None:
+    data = png_with_script_after_a_second_iend()
+    response = api.request(
+        "POST",
+        "/uploads/form",
+        user="vera",
+        json={"filename": "pic.png", "contentType": "image/png", "size": len(data)},
+    )
+    assert response.status_code == 201, response.text
+    form = response.json()
+    posted = requests.post(form["url"], data=form["fields"], files={"file": ("pic.png", data)}, timeout=30)
+    assert posted.status_code in (200, 201, 204), posted.text
+    assert_quarantined_and_unreadable(stack, api, s3, bucket, form["key"], "trailing-data")
+
+
+BIG_SETTLE_SECONDS = 240
+
+
+def test_a_valid_200_mib_image_is_tagged_valid(stack: LocalStack, api: Any, s3: Any, bucket: str) -> None:
+    # Given a valid 200 MiB PNG (RGBA, 16 bits per channel, written as a stream)
+    image = big_images.big_png(200 * 1024 * 1024)
+    data = image.data()
+    assert len(data) >= 200 * 1000 * 1000
+    # When it is uploaded through the API in parts
+    upload = create(api, data, user="vera", filename="panorama.png", contentType="image/png")
+    numbers = list(range(1, upload["partCount"] + 1))
+    signed = sign(api, upload, numbers, user="vera")
+    parts = []
+    for number in numbers:
+        body = data[(number - 1) * upload["partSize"] : number * upload["partSize"]]
+        sent = put_part(signed[number], body)
+        assert sent.status_code == 200, sent.text
+        parts.append({"partNumber": number, "etag": sent.headers["ETag"]})
+    done = api.request(
+        "POST",
+        f"/uploads/{upload['uploadId']}/complete",
+        user="vera",
+        json={"key": upload["key"], "parts": parts},
+    )
+    assert done.status_code == 200, done.text
+    # Then the validator walks it to its last byte and tags it valid with its dimensions
+    assert stack.events is not None
+    deadline = time.monotonic() + BIG_SETTLE_SECONDS
+    tags = tags_of(s3, bucket, upload["key"])
+    while tags.get("upload-status") in (None, "pending") and time.monotonic() < deadline:
+        stack.events.drain(timeout=5)
+        tags = tags_of(s3, bucket, upload["key"])
+    assert (tags["upload-status"], tags["upload-reason"]) == ("valid", "ok")
+    assert (tags["upload-width"], tags["upload-height"]) == (str(image.width), str(image.height))

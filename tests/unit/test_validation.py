@@ -1,27 +1,30 @@
-"""The validation service against moto's S3: tags, quarantine, idempotency, bounded reads."""
+"""The validation service against moto's S3: tags, quarantine, idempotency, one streamed read."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+import io
+from collections.abc import Generator, Mapping
 from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from PIL import Image
 
+from tests import big_images
 from tests import image_corpus as corpus
 from upload_core import validation
 from upload_core.errors import NotFound, UpstreamError
-from upload_core.inspection import Reason
+from upload_core.formats.errors import Reason
+from upload_core.image_types import GIF, IMAGE_TYPES, ImageType
+from upload_core.inspection import walker_for
 from upload_core.s3 import S3Gateway
 from upload_core.settings import Settings
 from upload_core.validation import (
     Action,
-    InvalidNotification,
     ObjectCreated,
+    Outcome,
     ValidationService,
     merge_tags,
-    parse_notification,
 )
 from upload_core.validator_settings import ValidatorSettings
 
@@ -29,23 +32,24 @@ BUCKET = "unit-uploads"
 PENDING = {"upload-status": "pending"}
 VALIDATOR_ENV = {
     "INSPECT_HEAD_BYTES": str(64 * 1024),
-    "INSPECT_MAX_HEAD_BYTES": str(1024 * 1024),
-    "INSPECT_TAIL_BYTES": str(8 * 1024),
     "MAX_FRAMES": "50",
     "MAX_IMAGE_PIXELS": "40000000",
 }
 
 
 class RecordingGateway(S3Gateway):
-    """The real gateway on moto, remembering every byte range asked for."""
+    """The real gateway on moto, remembering every GET and the bytes it delivered."""
 
     def __init__(self, settings: Settings, client: Any) -> None:
         super().__init__(settings, client)
-        self.ranges: list[tuple[int, int]] = []
+        self.gets: list[tuple[str, str | None]] = []
+        self.bytes_delivered = 0
 
-    def get_range(self, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
-        self.ranges.append((start, end))
-        return super().get_range(key, start, end, version_id)
+    def iter_object(self, key: str, version_id: str | None = None, chunk_size: int = 1 << 20) -> Generator[bytes]:
+        self.gets.append((key, version_id))
+        for chunk in super().iter_object(key, version_id, chunk_size):
+            self.bytes_delivered += len(chunk)
+            yield chunk
 
 
 @pytest.fixture
@@ -79,23 +83,11 @@ def put(client: Any, key: str, data: bytes, content_type: str, tags: Mapping[str
     return str(response["VersionId"])
 
 
-def notification(*objects: tuple[str, str | None], bucket: str = BUCKET, event: str = "ObjectCreated:Put") -> dict:
-    """An S3 event notification as S3 writes it: keys URL-encoded with '+' for spaces."""
-    records = []
-    for key, version_id in objects:
-        s3_object: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1, "eTag": "e", "sequencer": "01"}
-        if version_id:
-            s3_object["versionId"] = version_id
-        records.append(
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventName": event,
-                "s3": {"bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}, "object": s3_object},
-            }
-        )
-    return {"Records": records}
+def handle(service: ValidationService, *objects: tuple[str, str | None], bucket: str = BUCKET) -> list[Outcome]:
+    """Every record of one event, as the handler hands them over (decoded keys, plain values)."""
+    return [
+        service.validate(ObjectCreated(bucket, key, version_id, "ObjectCreated:Put")) for key, version_id in objects
+    ]
 
 
 def tags_of(client: Any, key: str, version_id: str | None = None) -> dict[str, str]:
@@ -115,7 +107,18 @@ def key_for(name: str) -> str:
 # --------------------------------------------------------------------------- verdicts and tags
 
 
-@pytest.mark.parametrize("item", corpus.valid_corpus(), ids=lambda item: item.name)
+def requires_walker(image_type: ImageType) -> pytest.MarkDecorator:
+    """GIF, WebP and AVIF walkers are written on another branch: their cases run once they exist."""
+    return pytest.mark.skipif(walker_for(image_type) is None, reason=f"no {image_type.mime} walker in this build")
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        pytest.param(item, id=item.name, marks=requires_walker(IMAGE_TYPES[item.content_type]))
+        for item in corpus.valid_corpus()
+    ],
+)
 def test_valid_files_are_tagged_valid_with_type_and_dimensions(
     service: ValidationService, bucket: Any, item: corpus.CorpusFile
 ) -> None:
@@ -123,7 +126,7 @@ def test_valid_files_are_tagged_valid_with_type_and_dimensions(
     key = key_for(item.name)
     version = put(bucket, key, item.data, item.content_type)
     # When its ObjectCreated event is handled
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     # Then that version is tagged valid with its type, dimensions and frames, and stays in place
     assert outcome.action == Action.TAGGED_VALID
     assert tags_of(bucket, key, version) == {
@@ -143,8 +146,17 @@ REJECTS = [
     pytest.param("logo.svg", corpus.SVG_WITH_SCRIPT, "image/svg+xml", Reason.ACTIVE_CONTENT, id="svg-script"),
     pytest.param("page.jpg", corpus.HTML_PAGE, "image/jpeg", Reason.ACTIVE_CONTENT, id="html-named-jpg"),
     pytest.param("cut.png", corpus.png(300, 200)[:5000], "image/png", Reason.TRUNCATED, id="truncated-png"),
-    pytest.param("bomb.png", corpus.png_bomb(), "image/png", Reason.TOO_MANY_PIXELS, id="decompression-bomb"),
-    pytest.param("frames.gif", corpus.tiny_frames_gif(51), "image/gif", Reason.TOO_MANY_FRAMES, id="too-many-frames"),
+    pytest.param(
+        "bomb.png", corpus.png_bomb(20_000, 20_000), "image/png", Reason.TOO_MANY_PIXELS, id="decompression-bomb"
+    ),
+    pytest.param(
+        "frames.gif",
+        corpus.tiny_frames_gif(51),
+        "image/gif",
+        Reason.TOO_MANY_FRAMES,
+        id="too-many-frames",
+        marks=requires_walker(GIF),
+    ),
     pytest.param("empty.png", b"", "image/png", Reason.EMPTY, id="empty"),
 ]
 
@@ -157,7 +169,7 @@ def test_rejects_are_moved_to_quarantine_with_their_reason(  # noqa: PLR0917 - f
     key = key_for(name)
     version = put(bucket, key, data, content_type)
     # When its event is handled
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     # Then it is rejected for the expected reason
     assert outcome.action == Action.QUARANTINED
     assert outcome.verdict is not None
@@ -182,12 +194,12 @@ def test_oversize_object_is_rejected_without_reading_it(
     key = key_for("big.png")
     version = put(bucket, key, corpus.png(64, 64), "image/png")
     # When it is validated
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     # Then it is quarantined as too large, and not one byte was read
     assert outcome.verdict is not None
     assert outcome.verdict.reason == Reason.TOO_LARGE
     assert outcome.action == Action.QUARANTINED
-    assert gateway.ranges == []
+    assert gateway.gets == []
 
 
 def test_delete_action_removes_rejects_without_a_copy(
@@ -196,7 +208,7 @@ def test_delete_action_removes_rejects_without_a_copy(
     service = make_service(settings, gateway, QUARANTINE_ACTION="delete")
     key = key_for("page.jpg")
     version = put(bucket, key, corpus.HTML_PAGE, "image/jpeg")
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     assert outcome.action == Action.DELETED
     assert versions_of(bucket, key) == []
     assert bucket.list_objects_v2(Bucket=BUCKET, Prefix="quarantine/").get("KeyCount") == 0
@@ -210,7 +222,7 @@ def test_rejects_too_large_to_copy_in_one_request_are_deleted(
     key = key_for("page.jpg")
     version = put(bucket, key, corpus.HTML_PAGE, "image/jpeg")
     # When a larger reject is handled / Then it is deleted, since it cannot be moved
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     assert outcome.action == Action.DELETED
     assert versions_of(bucket, key) == []
 
@@ -221,7 +233,7 @@ def test_existing_tags_are_kept(service: ValidationService, bucket: Any) -> None
     scanner = {"GuardDutyMalwareScanStatus": "NO_THREATS_FOUND", "team": "web"}
     version = put(bucket, key, corpus.png(), "image/png", {**PENDING, **scanner})
     # When it is validated
-    service.handle_notification(notification((key, version)))
+    handle(service, (key, version))
     # Then the scanner's tags are still there next to the verdict
     tags = tags_of(bucket, key, version)
     assert tags["upload-status"] == "valid"
@@ -234,7 +246,7 @@ def test_verdict_tags_give_way_to_others_when_the_set_is_full(service: Validatio
     others = {f"other-{index}": str(index) for index in range(8)}
     version = put(bucket, key, corpus.png(), "image/png", {**PENDING, **others})
     # When it is validated
-    service.handle_notification(notification((key, version)))
+    handle(service, (key, version))
     # Then every other tag is kept, with the status and the reason
     assert tags_of(bucket, key, version) == {**others, "upload-status": "valid", "upload-reason": "ok"}
 
@@ -245,7 +257,7 @@ def test_valid_object_with_no_room_for_its_status_stays_untagged(service: Valida
     others = {f"other-{index}": str(index) for index in range(10)}
     version = put(bucket, key, corpus.png(), "image/png", others)
     # When it is validated
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     # Then it is reported untaggable and its tags are untouched (so reads stay denied)
     assert outcome.action == Action.UNTAGGABLE
     assert tags_of(bucket, key, version) == others
@@ -255,7 +267,7 @@ def test_reject_with_no_room_for_its_status_is_still_quarantined(service: Valida
     key = key_for("page.jpg")
     others = {f"other-{index}": str(index) for index in range(10)}
     version = put(bucket, key, corpus.HTML_PAGE, "image/jpeg", others)
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     assert outcome.action == Action.QUARANTINED
     assert versions_of(bucket, key) == []
     assert tags_of(bucket, f"quarantine/{key}") == others
@@ -276,7 +288,7 @@ def test_every_record_of_an_event_is_validated(service: ValidationService, bucke
     good_version = put(bucket, good, corpus.png(), "image/png")
     bad_version = put(bucket, bad, corpus.HTML_PAGE, "image/jpeg")
     # When it is handled
-    outcomes = service.handle_notification(notification((good, good_version), (bad, bad_version)))
+    outcomes = handle(service, (good, good_version), (bad, bad_version))
     # Then both records were acted on
     assert [outcome.action for outcome in outcomes] == [Action.TAGGED_VALID, Action.QUARANTINED]
 
@@ -290,7 +302,7 @@ def test_url_encoded_keys_are_decoded(service: ValidationService, bucket: Any, n
     key = key_for(name)
     version = put(bucket, key, corpus.png(), "image/png")
     # When S3's URL-encoded form of the key arrives
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     # Then the exact key was found and tagged
     assert outcome.key == key
     assert outcome.action == Action.TAGGED_VALID
@@ -302,25 +314,23 @@ def test_duplicate_delivery_of_a_valid_object_changes_nothing(
 ) -> None:
     key = key_for("photo.png")
     version = put(bucket, key, corpus.png(), "image/png")
-    event = notification((key, version))
-    service.handle_notification(event)
+    service.validate(event := ObjectCreated(BUCKET, key, version, "ObjectCreated:Put"))
     tags_after_first = tags_of(bucket, key, version)
-    reads_after_first = list(gateway.ranges)
+    reads_after_first = list(gateway.gets)
     # When the same event arrives again
-    [outcome] = service.handle_notification(event)
+    [outcome] = [service.validate(event)]
     # Then nothing is read or written again
     assert outcome.action == Action.ALREADY_DONE
-    assert gateway.ranges == reads_after_first
+    assert gateway.gets == reads_after_first
     assert tags_of(bucket, key, version) == tags_after_first
 
 
 def test_duplicate_delivery_of_a_reject_does_no_second_quarantine(service: ValidationService, bucket: Any) -> None:
     key = key_for("page.jpg")
     version = put(bucket, key, corpus.HTML_PAGE, "image/jpeg")
-    event = notification((key, version))
-    service.handle_notification(event)
+    service.validate(event := ObjectCreated(BUCKET, key, version, "ObjectCreated:Put"))
     # When the event arrives a second time (as emulators do for one multipart completion)
-    [outcome] = service.handle_notification(event)
+    [outcome] = [service.validate(event)]
     # Then the version is simply gone, and the quarantine holds one copy
     assert outcome.action == Action.GONE
     assert len(versions_of(bucket, f"quarantine/{key}")) == 1
@@ -334,10 +344,10 @@ def test_interrupted_quarantine_is_finished_without_inspecting_again(
     verdict = {"upload-status": "rejected", "upload-reason": "active-content"}
     version = put(bucket, key, corpus.HTML_PAGE, "image/jpeg", verdict)
     # When the event is redelivered
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     # Then the move is completed from the recorded verdict, with no byte read
     assert outcome.action == Action.QUARANTINED
-    assert gateway.ranges == []
+    assert gateway.gets == []
     assert versions_of(bucket, key) == []
     assert tags_of(bucket, f"quarantine/{key}") == verdict
 
@@ -346,7 +356,7 @@ def test_object_deleted_before_the_event_arrives_is_acknowledged(service: Valida
     key = key_for("photo.png")
     version = put(bucket, key, corpus.png(), "image/png")
     bucket.delete_object(Bucket=BUCKET, Key=key, VersionId=version)
-    [outcome] = service.handle_notification(notification((key, version)))
+    [outcome] = handle(service, (key, version))
     assert outcome.action == Action.GONE
 
 
@@ -356,11 +366,12 @@ def test_object_deleted_while_being_read_is_acknowledged(
     key = key_for("photo.png")
     version = put(bucket, key, corpus.png(), "image/png")
 
-    def vanished(*_: object, **__: object) -> bytes:
+    def vanished(*_: object, **__: object) -> Generator[bytes]:
         raise NotFound("gone")
+        yield b""
 
-    monkeypatch.setattr(gateway, "get_range", vanished)
-    [outcome] = service.handle_notification(notification((key, version)))
+    monkeypatch.setattr(gateway, "iter_object", vanished)
+    [outcome] = handle(service, (key, version))
     assert outcome.action == Action.GONE
 
 
@@ -375,7 +386,7 @@ def test_storage_errors_propagate_so_the_message_is_retried(
 
     monkeypatch.setattr(gateway, "put_tags", throttled)
     with pytest.raises(UpstreamError):
-        service.handle_notification(notification((key, version)))
+        handle(service, (key, version))
     assert tags_of(bucket, key, version) == PENDING
 
 
@@ -385,7 +396,7 @@ def test_only_the_version_in_the_event_is_judged(service: ValidationService, buc
     bad = put(bucket, key, corpus.png()[:100], "image/png")
     good = put(bucket, key, corpus.png(), "image/png")
     # When the first version's (late) event arrives
-    [outcome] = service.handle_notification(notification((key, bad)))
+    [outcome] = handle(service, (key, bad))
     # Then only that version is quarantined; the newer one is untouched and still pending
     assert outcome.action == Action.QUARANTINED
     assert versions_of(bucket, key) == [good]
@@ -403,103 +414,100 @@ def test_only_the_version_in_the_event_is_judged(service: ValidationService, buc
 def test_records_outside_the_validated_bucket_and_prefixes_are_ignored(
     service: ValidationService, gateway: RecordingGateway, key: str, bucket_name: str
 ) -> None:
-    [outcome] = service.handle_notification(notification((key, "v1"), bucket=bucket_name))
+    [outcome] = handle(service, (key, "v1"), bucket=bucket_name)
     assert outcome.action == Action.IGNORED
-    assert gateway.ranges == []
+    assert gateway.gets == []
 
 
-def test_s3_test_event_and_other_event_types_yield_nothing() -> None:
-    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET, "RequestId": "r"}
-    assert parse_notification(test_event) == []
-    assert parse_notification(notification((key_for("a.png"), "v"), event="ObjectRemoved:Delete")) == []
+# --------------------------------------------------------------------------- one streamed read
 
 
-def test_parse_notification_decodes_keys_and_versions() -> None:
-    body = json.loads(json.dumps(notification(("uploads/a b+c.png", "v1"), ("uploads/d.png", None))))
-    assert parse_notification(body) == [
-        ObjectCreated(BUCKET, "uploads/a b+c.png", "v1", "ObjectCreated:Put"),
-        ObjectCreated(BUCKET, "uploads/d.png", None, "ObjectCreated:Put"),
-    ]
+def test_a_large_valid_object_is_read_once_whole(
+    service: ValidationService, gateway: RecordingGateway, bucket: Any
+) -> None:
+    # Given a 6 MiB valid PNG
+    image = big_images.big_png(6 << 20, width=1024)
+    key = key_for("huge.png")
+    version = put(bucket, key, image.data(), "image/png")
+    # When it is validated
+    [outcome] = handle(service, (key, version))
+    # Then it is valid, read by one GET of its version, every byte exactly once
+    assert outcome.action == Action.TAGGED_VALID
+    assert gateway.gets == [(key, version)]
+    assert outcome.bytes_read == gateway.bytes_delivered == image.size
+    assert tags_of(bucket, key, version)["upload-height"] == str(image.height)
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("name", "make", "content_type", "reason"),
     [
-        {"hello": "world"},
-        {"Records": "nope"},
-        {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]},
+        pytest.param("zip.png", lambda: corpus.png() + b"PK\x03\x04" + b"x" * 100, "image/png", Reason.TRAILING_DATA),
+        pytest.param("zip.jpg", lambda: corpus.jpeg() + b"PK\x03\x04\xff\xd9", "image/jpeg", Reason.TRAILING_DATA),
+        pytest.param(
+            "iend.png",
+            lambda: corpus.png() + b"\x00\x00\x00\x00IEND\xaeB`\x82<script>alert(1)</script>",
+            "image/png",
+            Reason.TRAILING_DATA,
+        ),
     ],
 )
-def test_malformed_notifications_are_refused(body: dict[str, Any]) -> None:
-    with pytest.raises(InvalidNotification):
-        parse_notification(body)
-
-
-# --------------------------------------------------------------------------- bounded reads
-
-
-def test_bytes_read_are_bounded_whatever_the_object_size(
-    service: ValidationService, gateway: RecordingGateway, bucket: Any
+def test_appended_payloads_are_quarantined(  # noqa: PLR0917 - one case's parameters
+    service: ValidationService, bucket: Any, name: str, make: object, content_type: str, reason: Reason
 ) -> None:
-    # Given a 24 MiB PNG (a valid header, a huge image data chunk, the end chunk)
-    start, filler, end = corpus.png_with_idat(24 * 1024 * 1024)
-    data = start + filler * (24 * 1024) + end
-    size = len(data)
-    key = key_for("huge.png")
-    version = put(bucket, key, data, "image/png")
+    key = key_for(name)
+    version = put(bucket, key, make(), content_type)  # type: ignore[operator]
+    [outcome] = handle(service, (key, version))
+    assert outcome.action == Action.QUARANTINED
+    assert outcome.verdict is not None
+    assert outcome.verdict.reason == reason
+
+
+def test_a_reject_stops_the_read_early(service: ValidationService, gateway: RecordingGateway, bucket: Any) -> None:
+    # Given a 6 MiB PNG damaged in its first megabyte
+    data = bytearray(big_images.big_png(6 << 20, width=1024).data())
+    data[500_000] ^= 0xFF
+    key = key_for("damaged.png")
+    version = put(bucket, key, bytes(data), "image/png")
     # When it is validated
-    [outcome] = service.handle_notification(notification((key, version)))
-    # Then it is valid, and only the first 64 KiB and the last 8 KiB were asked for
-    assert outcome.action == Action.TAGGED_VALID
-    assert gateway.ranges == [(0, 64 * 1024 - 1), (size - 8 * 1024, size - 1)]
-    assert outcome.bytes_read == 72 * 1024
+    [outcome] = handle(service, (key, version))
+    # Then it is quarantined for its checksum, and the GET was closed long before its end
+    assert outcome.verdict is not None
+    assert outcome.verdict.reason == Reason.BAD_CHECKSUM
+    assert outcome.bytes_read == gateway.bytes_delivered < 4 << 20
 
 
-def test_header_past_the_first_read_costs_one_bounded_read_more(
-    service: ValidationService, gateway: RecordingGateway, bucket: Any
+def test_indexed_jpeg_trailers_follow_the_setting(settings: Settings, gateway: RecordingGateway, bucket: Any) -> None:
+    frames = [Image.effect_noise((40, 30), 20 + seed).convert("RGB") for seed in range(2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "MPO", save_all=True, append_images=frames[1:])
+    key = key_for("pair.jpg")
+    version = put(bucket, key, buffer.getvalue(), "image/jpeg")
+    [strict] = handle(make_service(settings, gateway), (key, version))
+    assert strict.verdict is not None
+    assert strict.verdict.reason == Reason.TRAILING_DATA
+    version = put(bucket, key, buffer.getvalue(), "image/jpeg")
+    [allowed] = handle(make_service(settings, gateway, ALLOW_INDEXED_JPEG_TRAILERS="true"), (key, version))
+    assert allowed.action == Action.TAGGED_VALID
+    assert tags_of(bucket, key, version)["upload-frames"] == "2"
+
+
+def test_a_read_failing_mid_stream_is_retried_not_judged(
+    service: ValidationService, gateway: RecordingGateway, bucket: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a JPEG whose ICC profile pushes the frame header past the first 64 KiB
-    # (and whose noisy 2000 x 1500 picture makes it longer than the 1 MiB the prefix may grow to)
-    data = corpus.jpeg(2000, 1500, icc_profile_bytes=200_000)
-    size = len(data)
-    assert size > 1024 * 1024
-    key = key_for("profile.jpg")
-    version = put(bucket, key, data, "image/jpeg")
-    # When it is validated
-    [outcome] = service.handle_notification(notification((key, version)))
-    # Then the prefix was extended once, up to 1 MiB, and the tail read as usual
-    assert outcome.action == Action.TAGGED_VALID
-    assert gateway.ranges == [(0, 65535), (65536, 1024 * 1024 - 1), (size - 8192, size - 1)]
+    # Given a large valid PNG whose GET fails after its first megabytes (a reset connection)
+    key = key_for("flaky.png")
+    version = put(bucket, key, big_images.big_png(6 << 20, width=1024).data(), "image/png")
+    real_iter_object = gateway.iter_object
 
+    def flaky(key: str, version_id: str | None = None, chunk_size: int = 1 << 20) -> Generator[bytes]:
+        for index, chunk in enumerate(real_iter_object(key, version_id, chunk_size)):
+            if index == 2:
+                raise UpstreamError("the storage service could not be reached", code="StorageUnavailable")
+            yield chunk
 
-def test_small_object_is_read_in_one_request(
-    service: ValidationService, gateway: RecordingGateway, bucket: Any
-) -> None:
-    data = corpus.png()
-    key = key_for("small.png")
-    version = put(bucket, key, data, "image/png")
-    service.handle_notification(notification((key, version)))
-    assert gateway.ranges == [(0, len(data) - 1)]
-
-
-class RangeIgnoringGateway(RecordingGateway):
-    """A server that answers every ranged GET with the whole object (MiniStack on versioned GETs)."""
-
-    def get_range(self, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
-        self.ranges.append((start, end))
-        return S3Gateway.get_range(self, key, 0, 1 << 40, version_id)
-
-
-def test_a_server_ignoring_range_still_gets_the_right_verdict(settings: Settings, bucket: Any) -> None:
-    # Given a storage server that ignores Range, and a PNG longer than the prefix read
-    gateway = RangeIgnoringGateway(settings, bucket)
-    service = make_service(settings, gateway, INSPECT_HEAD_BYTES="1024", INSPECT_TAIL_BYTES="64")
-    data = corpus.png(300, 200)
-    key = key_for("photo.png")
-    version = put(bucket, key, data, "image/png")
-    # When it is validated
-    [outcome] = service.handle_notification(notification((key, version)))
-    # Then the head and the tail were sliced from the whole reply: valid, with the bytes asked for
-    assert outcome.action == Action.TAGGED_VALID
-    assert gateway.ranges == [(0, 1023), (len(data) - 64, len(data) - 1)]
-    assert outcome.bytes_read == 1024 + 64
+    monkeypatch.setattr(gateway, "iter_object", flaky)
+    # When it is validated / Then the error propagates (the message is retried), nothing is judged
+    with pytest.raises(UpstreamError):
+        handle(service, (key, version))
+    assert tags_of(bucket, key, version) == PENDING
+    assert versions_of(bucket, key) == [version]

@@ -10,14 +10,16 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from aws_lambda_powertools.utilities.parser.models import S3Model
 from lambda_fakes import FakeContext
+from validator_events import ValidationMessage, created_objects
 
 import validator_handler
 from tests import image_corpus as corpus
 from upload_core.errors import UpstreamError
 from upload_core.s3 import S3Gateway
 from upload_core.settings import Settings
-from upload_core.validation import ValidationService
+from upload_core.validation import ObjectCreated, ValidationService
 from upload_core.validator_settings import ValidatorSettings
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -47,21 +49,37 @@ def put_png(client: Any, key: str = KEY, bucket_name: str = BUCKET, data: bytes 
     return str(response["VersionId"])
 
 
-def s3_body(key: str, version_id: str, bucket_name: str = BUCKET) -> dict[str, Any]:
+def s3_record(
+    key: str, version_id: str | None, bucket_name: str = BUCKET, event: str = "ObjectCreated:CompleteMultipartUpload"
+) -> dict[str, Any]:
+    """One record as S3 writes it: every field Powertools' S3 model requires, the key URL-encoded."""
+    s3_object: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1234, "eTag": "e-1", "sequencer": "01"}
+    if version_id is not None:
+        s3_object["versionId"] = version_id
     return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventName": "ObjectCreated:CompleteMultipartUpload",
-                "s3": {
-                    "bucket": {"name": bucket_name, "arn": f"arn:aws:s3:::{bucket_name}"},
-                    "object": {"key": quote_plus(key, safe="/"), "size": 1, "versionId": version_id},
-                },
-            }
-        ]
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-12-02T10:00:00.000Z",
+        "eventName": event,
+        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:uploads"},
+        "requestParameters": {"sourceIPAddress": "203.0.113.7"},
+        "responseElements": {"x-amz-request-id": "R1", "x-amz-id-2": "I2"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "ValidateUploads",
+            "bucket": {
+                "name": bucket_name,
+                "ownerIdentity": {"principalId": "O"},
+                "arn": f"arn:aws:s3:::{bucket_name}",
+            },
+            "object": s3_object,
+        },
     }
+
+
+def s3_body(key: str, version_id: str, bucket_name: str = BUCKET) -> dict[str, Any]:
+    return {"Records": [s3_record(key, version_id, bucket_name)]}
 
 
 def sqs_message(body: str) -> dict[str, Any]:
@@ -69,7 +87,12 @@ def sqs_message(body: str) -> dict[str, Any]:
         "messageId": str(uuid.uuid4()),
         "receiptHandle": "handle",
         "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795622712345",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1795622712400",
+        },
         "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
@@ -177,3 +200,79 @@ def test_sample_direct_event_is_accepted(
     use_bucket(monkeypatch, s3_client, bucket_name)
     assert validator_handler.lambda_handler(event, lambda_context) == {}
     assert status_of(s3_client, record["s3"]["object"]["key"], version, bucket_name) == "valid"
+
+
+# --------------------------------------------------------------------------- event parsing at the edge
+
+
+def test_records_become_plain_values_with_decoded_keys() -> None:
+    # Given a notification with an encoded key, a record without version, and a delete record
+    notification = S3Model.model_validate(
+        {
+            "Records": [
+                s3_record("uploads/a b+c été.png", "v1"),
+                s3_record("uploads/d.png", None),
+                s3_record("uploads/e.png", "v2", event="ObjectRemoved:Delete"),
+            ]
+        }
+    )
+    # When it is turned into records for the core / Then keys are decoded, deletes are left out
+    assert created_objects(notification) == [
+        ObjectCreated(BUCKET, "uploads/a b+c été.png", "v1", "ObjectCreated:CompleteMultipartUpload", 1234),
+        ObjectCreated(BUCKET, "uploads/d.png", None, "ObjectCreated:CompleteMultipartUpload", 1234),
+    ]
+
+
+def test_s3_test_event_yields_nothing() -> None:
+    message = ValidationMessage.model_validate(
+        sqs_message(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}))
+    )
+    assert created_objects(message.body) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("{not json", id="not-json"),
+        pytest.param(json.dumps({"hello": "world"}), id="not-s3"),
+        pytest.param(json.dumps({"Records": "nope"}), id="records-not-a-list"),
+        pytest.param(
+            json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]}), id="partial-record"
+        ),
+    ],
+)
+def test_malformed_messages_fail_alone_and_are_retried(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeContext, body: str
+) -> None:
+    # Given a batch of one good message and one that is not an S3 notification
+    use_bucket(monkeypatch, bucket)
+    version = put_png(bucket)
+    good, bad = sqs_message(json.dumps(s3_body(KEY, version))), sqs_message(body)
+    # When the handler runs / Then only the bad one is reported, and the good one validated
+    response = validator_handler.lambda_handler({"Records": [good, bad]}, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    assert status_of(bucket, KEY, version) == "valid"
+
+
+def test_a_hostile_object_is_quarantined_through_the_handler(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeContext
+) -> None:
+    # Given a PNG with a script appended after a second IEND chunk
+    use_bucket(monkeypatch, bucket)
+    data = corpus.png() + b"\x00\x00\x00\x00IEND\xaeB`\x82<script>alert(1)</script>"
+    version = put_png(bucket, data=data)
+    # When its notification is handled
+    response = validator_handler.lambda_handler(
+        {"Records": [sqs_message(json.dumps(s3_body(KEY, version)))]}, lambda_context
+    )
+    # Then it left the upload key for the quarantine, tagged with its reason
+    assert response == {"batchItemFailures": []}
+    assert bucket.list_object_versions(Bucket=BUCKET, Prefix=KEY).get("Versions") is None
+    tags = bucket.get_object_tagging(Bucket=BUCKET, Key=f"quarantine/{KEY}")["TagSet"]
+    assert {"Key": "upload-reason", "Value": "trailing-data"} in tags
+
+
+def test_a_direct_event_that_is_not_an_s3_notification_raises(lambda_context: FakeContext) -> None:
+    # A pydantic ValidationError is a ValueError too
+    with pytest.raises(ValueError, match=r"S3|validation"):
+        validator_handler.lambda_handler({"Records": [{"eventSource": "aws:s3"}]}, lambda_context)

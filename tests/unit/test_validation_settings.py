@@ -7,7 +7,13 @@ import dataclasses
 import pytest
 
 from upload_core.settings import Settings, SettingsError
-from upload_core.validator_settings import DEFAULT_MAX_PIXELS, QuarantineAction, ValidatorSettings
+from upload_core.validator_settings import (
+    DEFAULT_MAX_METADATA_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_TOTAL_PIXELS,
+    QuarantineAction,
+    ValidatorSettings,
+)
 
 
 @pytest.fixture
@@ -22,10 +28,14 @@ def test_defaults_follow_the_shared_settings(settings: Settings) -> None:
     assert config.validated_prefixes == (f"{settings.upload_prefix}/",)
     assert config.quarantine_prefix == "quarantine/"
     assert config.quarantine_action is QuarantineAction.MOVE
-    assert (config.head_bytes, config.max_head_bytes, config.tail_bytes) == (65536, 1048576, 8192)
+    assert config.pillow_bytes == 65536
     assert config.limits.max_object_bytes == max(settings.max_upload_bytes, settings.max_form_upload_bytes)
     assert config.limits.max_pixels == DEFAULT_MAX_PIXELS
     assert config.limits.allowed_types == settings.allowed_content_types
+    assert config.limits.max_total_pixels == DEFAULT_MAX_TOTAL_PIXELS
+    assert config.limits.max_metadata_bytes == DEFAULT_MAX_METADATA_BYTES
+    assert config.limits.allow_indexed_jpeg_trailers is False
+    assert config.limits.pillow_bytes == config.pillow_bytes
 
 
 def test_variables_are_parsed(settings: Settings) -> None:
@@ -41,8 +51,9 @@ def test_variables_are_parsed(settings: Settings) -> None:
             "MAX_FRAMES": "7",
             "MAX_OBJECT_BYTES": "5000",
             "INSPECT_HEAD_BYTES": "4096",
-            "INSPECT_MAX_HEAD_BYTES": "8192",
-            "INSPECT_TAIL_BYTES": "128",
+            "MAX_TOTAL_PIXELS": "9000",
+            "MAX_METADATA_BYTES": "0",
+            "ALLOW_INDEXED_JPEG_TRAILERS": "True",
         },
     )
     assert config.validated_prefixes == ("uploads/", "imports/")
@@ -51,7 +62,9 @@ def test_variables_are_parsed(settings: Settings) -> None:
     limits = config.limits
     assert (limits.max_pixels, limits.max_width, limits.max_height, limits.max_frames) == (1000, 40, 30, 7)
     assert limits.max_object_bytes == 5000
-    assert (config.head_bytes, config.max_head_bytes, config.tail_bytes) == (4096, 8192, 128)
+    assert limits.pillow_bytes == 4096
+    assert (limits.max_total_pixels, limits.max_metadata_bytes, limits.allow_indexed_jpeg_trailers) == (9000, 0, True)
+    assert limits.structure.allow_indexed_jpeg_trailers
 
 
 def test_keys_are_matched_and_quarantined_by_prefix(settings: Settings) -> None:
@@ -72,8 +85,10 @@ def test_keys_are_matched_and_quarantined_by_prefix(settings: Settings) -> None:
         ({"VALIDATED_PREFIXES": " , "}, "VALIDATED_PREFIXES"),
         ({"MAX_FRAMES": "many"}, "MAX_FRAMES"),
         ({"MAX_IMAGE_PIXELS": "0"}, "MAX_IMAGE_PIXELS"),
-        ({"INSPECT_HEAD_BYTES": "65536", "INSPECT_MAX_HEAD_BYTES": "1024"}, "INSPECT_MAX_HEAD_BYTES"),
-        ({"INSPECT_TAIL_BYTES": "8"}, "INSPECT_TAIL_BYTES"),
+        ({"INSPECT_HEAD_BYTES": "8"}, "INSPECT_HEAD_BYTES"),
+        ({"MAX_TOTAL_PIXELS": "0"}, "MAX_TOTAL_PIXELS"),
+        ({"MAX_METADATA_BYTES": "-1"}, "MAX_METADATA_BYTES"),
+        ({"ALLOW_INDEXED_JPEG_TRAILERS": "yes"}, "ALLOW_INDEXED_JPEG_TRAILERS"),
     ],
 )
 def test_bad_settings_fail_with_a_clear_message(settings: Settings, env: dict[str, str], message: str) -> None:

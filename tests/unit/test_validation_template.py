@@ -66,6 +66,9 @@ def test_default_parameters_give_valid_validator_settings(environment: dict[str,
     assert config.quarantine_action is QuarantineAction.MOVE
     assert config.limits.max_pixels == 89_478_485
     assert config.limits.max_frames == 1000
+    assert config.limits.max_total_pixels == 1_000_000_000
+    assert config.limits.max_metadata_bytes == 16 * 1024 * 1024
+    assert config.limits.allow_indexed_jpeg_trailers is False
     assert config.validated_prefixes == (f"{settings.upload_prefix}/",)
 
 
@@ -76,6 +79,33 @@ def test_every_validator_variable_is_set_from_a_parameter(function: dict[str, An
     assert variables["MAX_IMAGE_WIDTH"] == {"Ref": "MaxImageWidth"}
     assert variables["MAX_IMAGE_HEIGHT"] == {"Ref": "MaxImageHeight"}
     assert variables["MAX_FRAMES"] == {"Ref": "MaxImageFrames"}
+    assert variables["MAX_TOTAL_PIXELS"] == {"Ref": "MaxTotalPixels"}
+    assert variables["MAX_METADATA_BYTES"] == {"Ref": "MaxMetadataBytes"}
+    assert variables["ALLOW_INDEXED_JPEG_TRAILERS"] == {"Ref": "AllowIndexedJpegTrailers"}
+
+
+def test_trailer_parameter_allows_only_true_or_false(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["AllowIndexedJpegTrailers"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+
+
+# S3 serves one GET stream to Lambda at roughly 90 MiB/s; the walk itself is faster (BENCHMARKS.md).
+SLOWEST_STREAM_BYTES_PER_SECOND = 90 * 1024 * 1024
+# A rejected object's server-side copy to the quarantine (up to 5 GiB) and the tagging calls.
+QUARANTINE_SECONDS = 300
+
+
+def test_the_validator_can_stream_the_largest_allowed_object_within_its_timeout(
+    function: dict[str, Any], environment: dict[str, str]
+) -> None:
+    # Given the largest object the validator accepts with default parameters
+    settings = Settings.from_env(environment)
+    config = ValidatorSettings.from_env(settings, environment)
+    largest = config.limits.max_object_bytes
+    # Then reading it whole at S3's single-stream pace, and quarantining it, fits in the timeout
+    assert largest / SLOWEST_STREAM_BYTES_PER_SECOND + QUARANTINE_SECONDS < function["Timeout"] <= 900
+    # And the memory buys a full vCPU for the walk (memory growth itself is under 32 MiB)
+    assert function["MemorySize"] >= 1769
 
 
 def test_queue_feeds_the_function_in_batches_with_partial_failures(
@@ -157,7 +187,10 @@ def test_bucket_policy_denies_reads_of_unvalidated_uploads_except_to_the_two_rol
     assert deny["Effect"] == "Deny"
     assert deny["Principal"] == "*"
     assert set(deny["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
-    assert deny["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${UploadBucket}/uploads/*"}
+    assert deny["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${UploadBucket}/uploads/*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${UploadBucket}/quarantine/*"},
+    ]
     assert deny["Condition"] == {
         "StringNotEquals": {"s3:ExistingObjectTag/upload-status": "valid"},
         "ArnNotLike": {
@@ -167,6 +200,22 @@ def test_bucket_policy_denies_reads_of_unvalidated_uploads_except_to_the_two_rol
             ]
         },
     }
+
+
+def test_bucket_policy_lets_only_the_validator_read_the_quarantine(resources: dict[str, Any]) -> None:
+    # Fail closed: a quarantined object is unreadable to everyone but the validator, whatever its tags
+    statements = resources["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [statement for statement in statements if statement.get("Sid") == "OnlyTheValidatorReadsQuarantine"]
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert set(deny["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert deny["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${UploadBucket}/quarantine/*"}
+    assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": {"Fn::GetAtt": ["ValidatorFunctionRole", "Arn"]}}}
+    # And no statement of the bucket policy allows anything under the quarantine
+    assert not [
+        statement
+        for statement in statements
+        if statement["Effect"] == "Allow" and "quarantine" in str(statement.get("Resource"))
+    ]
 
 
 def test_bucket_policy_lets_only_the_validator_write_the_valid_tag(resources: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -379,6 +379,24 @@ class S3Gateway:
     def object_url(self, key: str) -> str:
         base = self._settings.s3_endpoint_url or f"https://s3.{self._settings.region}.amazonaws.com"
         return f"{base.rstrip('/')}/{self.bucket}/{quote(key, safe='/')}"
+
+    def iter_object(self, key: str, version_id: str | None = None, chunk_size: int = 1 << 20) -> Generator[bytes]:
+        """The object's body in chunks, from one GET, as it arrives (nothing is held).
+
+        The GET is sent on the first ``next()``; closing the iterator early closes the connection.
+        A body shorter than its Content-Length raises (botocore checks it) as a storage error.
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            body = self.client.get_object(**params)["Body"]
+            try:
+                yield from body.iter_chunks(chunk_size)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as error:
+            raise storage_error(error) from error
 
 
 def build_s3_client(settings: Settings) -> Any:

@@ -25,6 +25,11 @@ KIB = 1024
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 DEFAULT_MAX_DIMENSION = 30_000
 DEFAULT_MAX_FRAMES = 1_000
+# Summed over every frame: 1,000 frames of 1 MP, or 11 frames at the per-frame limit.
+DEFAULT_MAX_TOTAL_PIXELS = 1_000_000_000
+# Bytes that are not image data (EXIF, XMP, ICC, comments, unknown chunks): a 16 MiB ICC profile
+# is already extravagant.
+DEFAULT_MAX_METADATA_BYTES = 16 * MIB
 
 
 class QuarantineAction(StrEnum):
@@ -38,14 +43,17 @@ class ValidatorSettings:
     validated_prefixes: tuple[str, ...] = Field(validation_alias="VALIDATED_PREFIXES")
     quarantine_prefix: str = Field("quarantine/", validation_alias="QUARANTINE_PREFIX")
     quarantine_action: QuarantineAction = Field(QuarantineAction.MOVE, validation_alias="QUARANTINE_ACTION")
-    head_bytes: int = Field(64 * KIB, ge=KIB, validation_alias="INSPECT_HEAD_BYTES")
-    max_head_bytes: int = Field(MIB, ge=KIB, validation_alias="INSPECT_MAX_HEAD_BYTES")
-    tail_bytes: int = Field(8 * KIB, ge=64, validation_alias="INSPECT_TAIL_BYTES")
+    # The validator streams whole objects; those up to this size are also opened by Pillow.
+    pillow_bytes: int = Field(64 * KIB, ge=KIB, le=16 * MIB, validation_alias="INSPECT_HEAD_BYTES")
     max_object_bytes: int = Field(ge=1, validation_alias="MAX_OBJECT_BYTES")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, validation_alias="MAX_IMAGE_PIXELS")
     max_width: int = Field(DEFAULT_MAX_DIMENSION, ge=1, validation_alias="MAX_IMAGE_WIDTH")
     max_height: int = Field(DEFAULT_MAX_DIMENSION, ge=1, validation_alias="MAX_IMAGE_HEIGHT")
     max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, validation_alias="MAX_FRAMES")
+    max_total_pixels: int = Field(DEFAULT_MAX_TOTAL_PIXELS, ge=1, validation_alias="MAX_TOTAL_PIXELS")
+    max_metadata_bytes: int = Field(DEFAULT_MAX_METADATA_BYTES, ge=0, validation_alias="MAX_METADATA_BYTES")
+    # Camera trailers (MPO) after a JPEG's EOI, when its MP index accounts for every byte.
+    allow_indexed_jpeg_trailers: bool = Field(False, validation_alias="ALLOW_INDEXED_JPEG_TRAILERS")
     # Not a variable of its own: the shared ALLOWED_CONTENT_TYPES that the validator can check.
     allowed_types: frozenset[str]
 
@@ -80,6 +88,16 @@ class ValidatorSettings:
     def _quarantine_prefix(cls, value: str) -> str:
         return _prefix(value)
 
+    @field_validator("allow_indexed_jpeg_trailers", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: object) -> object:
+        # The template's AllowedValues; pydantic alone would also take "yes", "1", "on".
+        if isinstance(value, str):
+            if value.strip().lower() not in ("true", "false"):
+                raise ValueError(f"must be 'true' or 'false', got {value!r}")
+            return value.strip().lower() == "true"
+        return value
+
     @field_validator("quarantine_action", mode="before")
     @classmethod
     def _action(cls, value: object) -> object:
@@ -87,11 +105,6 @@ class ValidatorSettings:
 
     @model_validator(mode="after")
     def _consistent(self) -> ValidatorSettings:
-        if self.max_head_bytes < self.head_bytes:
-            raise ValueError(
-                f"INSPECT_MAX_HEAD_BYTES must be at least INSPECT_HEAD_BYTES ({self.head_bytes}), "
-                f"got {self.max_head_bytes}"
-            )
         # The quarantine must lie outside every validated prefix: a moved object would otherwise
         # be validated again, and the bucket notification would loop.
         for prefix in self.validated_prefixes:

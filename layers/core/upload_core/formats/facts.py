@@ -18,6 +18,8 @@ class StructureLimits:
     max_frames: int
     # Bytes that are not image data: metadata (EXIF, XMP, ICC), comments, unknown chunks.
     max_metadata_bytes: int
+    # JPEG only: further images after the first EOI pass when an MPF index accounts for them.
+    allow_indexed_jpeg_trailers: bool = False
 
 
 @dataclass(frozen=True, slots=True)

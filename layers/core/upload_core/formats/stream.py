@@ -8,6 +8,7 @@ the reader never holds more than one source chunk plus one small read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 from upload_core.formats.errors import Reason, StructureError
@@ -50,6 +51,18 @@ class ChunkReader:
         if not self._fill():
             return memoryview(b"")
         return self._buffer[self._offset :]
+
+    def search(self, pattern: re.Pattern[bytes]) -> int:
+        """Where ``pattern`` first matches in :meth:`buffered`'s bytes (relative to its start), or -1.
+
+        The search runs in C over the buffered chunk without copying it: JPEG's entropy-coded
+        data is scanned for its next marker this way. A match that would straddle two source
+        chunks is not seen; callers keep a possible prefix (a trailing 0xFF) and :meth:`peek`.
+        """
+        if not self._fill():
+            return -1
+        match = pattern.search(self._buffer, self._offset)
+        return -1 if match is None else match.start() - self._offset
 
     def consume(self, n: int) -> None:
         """Advance by ``n`` bytes of what :meth:`buffered` returned."""
