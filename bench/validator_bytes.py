@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report import command_line, machine_line, write_section
+from bench.report import bench_main, command_line, machine_line, size_list
 from local.s3server import EmbeddedS3
 from local.template import LOCAL_REGION
 from tests import image_corpus as corpus
@@ -177,18 +177,17 @@ def markdown(rows: list[Row], runs: int, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1,100,1024", help="object sizes in MiB, comma-separated")
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="1,100,1024", type=size_list, help="object sizes in MiB, comma-separated")
     parser.add_argument("--runs", type=int, default=5, help="validations per object (median reported)")
-    parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
-    args = parser.parse_args(argv)
-    sizes = [int(item) for item in args.sizes.split(",") if item.strip()]
-    section = markdown(run(sizes, args.runs), args.runs, list(sys.argv[1:] if argv is None else argv))
-    print(section)
-    if args.write:
-        write_section(HEADING, section)
-    return 0
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> str:
+    return markdown(run(args.sizes, args.runs), args.runs, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(__doc__, HEADING, options, report, argv)
 
 
 if __name__ == "__main__":
