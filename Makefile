@@ -44,6 +44,10 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration
 
+.PHONY: infrastructure
+infrastructure: setup  ## sam validate, sam build and cfn-lint on the translated template (slow)
+	$(PY) -m pytest tests/infrastructure
+
 e2e: export WITH_BROWSER := 1
 e2e: setup  ## the demo page driven in headless Chromium
 	$(PY) -m pytest tests/e2e

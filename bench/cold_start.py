@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.report import command_line, machine_line, median, use_code_paths, write_section
+from bench.report import bench_main, command_line, machine_line, median, use_code_paths
 
 use_code_paths()
 
@@ -166,17 +166,16 @@ def markdown(found: list[Handler], runs: int, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=10, help="fresh processes per handler (median reported)")
-    parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
-    args = parser.parse_args(argv)
-    found = run(args.runs)
-    section = markdown(found, args.runs, list(sys.argv[1:] if argv is None else argv))
-    print(section)
-    if args.write:
-        write_section(HEADING, section)
-    return 0
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> str:
+    return markdown(run(args.runs), args.runs, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(__doc__, HEADING, options, report, argv)
 
 
 if __name__ == "__main__":

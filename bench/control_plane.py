@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.report import GIB, MIB, command_line, machine_line, median, use_code_paths, write_section
+from bench.report import GIB, MIB, bench_main, command_line, machine_line, median, use_code_paths
 
 use_code_paths()
 
@@ -313,17 +313,17 @@ def markdown(rows: list[Row], signing: Signing, runs: int, argv: list[str]) -> s
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=10, help="repetitions of each measurement (median reported)")
-    parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
-    args = parser.parse_args(argv)
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> str:
     rows, signing = run(args.runs)
-    section = markdown(rows, signing, args.runs, list(sys.argv[1:] if argv is None else argv))
-    print(section)
-    if args.write:
-        write_section(HEADING, section)
-    return 0
+    return markdown(rows, signing, args.runs, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(__doc__, HEADING, options, report, argv)
 
 
 if __name__ == "__main__":

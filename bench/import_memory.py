@@ -33,7 +33,7 @@ from typing import Any
 
 import requests
 
-from bench.report import command_line, machine_line, write_section
+from bench.report import bench_main, command_line, machine_line, size_list
 from local.s3server import EmbeddedS3, s3_client
 from upload_core.import_settings import ImportSettings
 from upload_core.remote_import import RemoteImportService
@@ -117,7 +117,7 @@ def run_child(variant: str, size_mib: int, port: int, endpoint: str) -> Row:
     }
     url = f"http://127.0.0.1:{port}/{size_mib}.png"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.import_memory", "--child", variant, "--url", url, "--endpoint", endpoint],
+        [sys.executable, "-m", "bench.import_memory", "--child", variant, url, endpoint],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -196,23 +196,21 @@ def child(variant: str, url: str, endpoint: str) -> dict[str, float]:
     return {"baseline_mib": baseline, "peak_mib": peak_mib(), "seconds": time.perf_counter() - started}
 
 
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="50,200,1000", type=size_list, help="file sizes in MiB, comma-separated")
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> str:
+    return markdown(run(args.sizes), argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="50,200,1000", help="file sizes in MiB, comma-separated")
-    parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
-    parser.add_argument("--child", choices=("streaming", "naive"), help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args.child, args.url, args.endpoint)))
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--child"]:  # run_child's fresh process: one import, its figures as JSON
+        variant, url, endpoint = arguments[1:]
+        print(json.dumps(child(variant, url, endpoint)))
         return 0
-    sizes = [int(item) for item in args.sizes.split(",") if item.strip()]
-    section = markdown(run(sizes), list(sys.argv[1:] if argv is None else argv))
-    print(section)
-    if args.write:
-        write_section(HEADING, section)
-    return 0
+    return bench_main(__doc__, HEADING, options, report, argv)
 
 
 if __name__ == "__main__":

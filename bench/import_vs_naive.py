@@ -17,7 +17,7 @@ import sys
 import textwrap
 from collections import defaultdict
 
-from bench.report import command_line, machine_line, median, use_code_paths, write_section
+from bench.report import bench_main, command_line, machine_line, median, size_list, use_code_paths
 
 use_code_paths()
 
@@ -95,19 +95,17 @@ def markdown(rows: dict[tuple[str, int], list[Row]], sizes: list[int], runs: int
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10,100,500", help="file sizes in MiB, comma-separated")
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="10,100,500", type=size_list, help="file sizes in MiB, comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="imports per size and variant (median reported)")
-    parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
-    args = parser.parse_args(argv)
-    sizes = [int(item) for item in args.sizes.split(",") if item.strip()]
-    rows = run(sizes, args.runs)
-    section = markdown(rows, sizes, args.runs, list(sys.argv[1:] if argv is None else argv))
-    print(section)
-    if args.write:
-        write_section(HEADING, section)
-    return 0
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> str:
+    return markdown(run(args.sizes, args.runs), args.sizes, args.runs, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(__doc__, HEADING, options, report, argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""What the benchmarks share: import paths, the machine's description, medians, BENCHMARKS.md sections."""
+"""What the benchmarks share: import paths, the machine's description, medians, the command line, BENCHMARKS.md."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -9,7 +10,7 @@ import shlex
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # The functions' metrics need a namespace, as the template's Globals give them on AWS; benchmarks
@@ -22,7 +23,14 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 # What Lambda puts on sys.path for these functions: the layer and each function's own directory.
-CODE_PATHS = [ROOT / "layers" / "core", ROOT / "functions" / "uploads", ROOT / "functions" / "imports", ROOT]
+CODE_PATHS = [
+    ROOT / "layers" / "core",
+    ROOT / "layers" / "edge",
+    ROOT / "functions" / "uploads",
+    ROOT / "functions" / "imports",
+    ROOT / "functions" / "validator",
+    ROOT,
+]
 
 
 def use_code_paths() -> None:
@@ -90,3 +98,31 @@ def write_section(heading: str, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     BENCHMARKS.write_text(text, encoding="utf-8")
+
+
+def size_list(text: str) -> list[int]:
+    """An option's comma-separated sizes (`--sizes 1,100,1024`), as numbers."""
+    return [int(item) for item in text.split(",") if item.strip()]
+
+
+def bench_main(
+    doc: str | None,
+    heading: str,
+    options: Callable[[argparse.ArgumentParser], None],
+    report: Callable[[argparse.Namespace, list[str]], str],
+    argv: list[str] | None = None,
+) -> int:
+    """A benchmark's command line: its own `options` plus --write; prints the section `report` returns.
+
+    `report` gets the parsed arguments and the command's arguments as typed (for the section's
+    Command line); with --write the section replaces `heading`'s in BENCHMARKS.md.
+    """
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    options(parser)
+    parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    section = report(args, list(sys.argv[1:] if argv is None else argv))
+    print(section)
+    if args.write:
+        write_section(heading, section)
+    return 0

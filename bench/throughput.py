@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import MIB, command_line, machine_line, median, use_code_paths, write_section
+from bench.report import MIB, bench_main, command_line, machine_line, median, use_code_paths
 
 use_code_paths()
 
@@ -211,21 +211,20 @@ def markdown(chosen: list[Variant], plan: Plan, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default 1024)")
     parser.add_argument("--runs", type=int, default=3, help="runs per variant (median reported)")
     parser.add_argument("--concurrency", type=int, default=4, help="parts in flight, for both sides")
     parser.add_argument("--part-mib", type=int, default=8, help="part size in MiB, for both sides")
-    parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
-    args = parser.parse_args(argv)
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> str:
     plan = Plan(args.size_mib * MIB, args.runs, args.concurrency, args.part_mib * MIB)
-    chosen = run(plan.size, plan.runs, plan.concurrency, plan.part_size)
-    section = markdown(chosen, plan, list(sys.argv[1:] if argv is None else argv))
-    print(section)
-    if args.write:
-        write_section(HEADING, section)
-    return 0
+    return markdown(run(plan.size, plan.runs, plan.concurrency, plan.part_size), plan, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(__doc__, HEADING, options, report, argv)
 
 
 if __name__ == "__main__":

@@ -94,12 +94,17 @@ def animated_webp(width: int = 32, height: int = 24, frames: int = 3) -> bytes:
     return _animation("WEBP", width, height, frames)
 
 
+# The AV1 encoder's fastest setting: the same container and header, ten times sooner than the
+# default (a 900 x 700 picture took 2 s of CPU), and the files are as large.
+AVIF_OPTIONS: dict[str, object] = {"quality": 60, "speed": 10}
+
+
 def avif(width: int = 64, height: int = 48) -> bytes:
-    return _save(_picture(width, height), "AVIF", quality=60)
+    return _save(_picture(width, height), "AVIF", **AVIF_OPTIONS)
 
 
 def animated_avif(width: int = 32, height: int = 24, frames: int = 3) -> bytes:
-    return _animation("AVIF", width, height, frames, quality=60)
+    return _animation("AVIF", width, height, frames, **AVIF_OPTIONS)
 
 
 def avif_supported() -> bool:

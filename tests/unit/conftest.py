@@ -36,7 +36,9 @@ os.environ.pop("S3_ENDPOINT_URL", None)
 
 @pytest.fixture
 def s3_client() -> Iterator[Any]:
-    with mock_aws():
+    # moto resets boto3's default session on every start by default, and a fresh session loads
+    # S3's service model again (about half a second per test); moto's state is reset either way.
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=UNIT_ENV["BUCKET_NAME"])
         yield client

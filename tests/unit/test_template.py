@@ -1,23 +1,15 @@
-"""template.yaml, samconfig.toml and events/ checked against each other, the API contract and the linters.
+"""template.yaml, samconfig.toml and events/ checked against each other and the API contract.
 
-Two kinds of checks live here:
-- static ones on the parsed template (routes, handlers, policies, names, parameters), fast and
-  always on;
-- ones that shell out to aws-sam-cli's environment (.venv-sam): `sam validate --lint`, and cfn-lint
-  on the SAM-*translated* template. The translation matters: cfn-lint reads a SAM template with
-  SAM schemas and never sees the roles, permissions and stages SAM generates, so a circular
-  dependency through a generated role (bucket -> notification -> function -> role -> bucket) is
-  only visible after translating.
+Static checks on the parsed template (routes, handlers, policies, names, parameters), fast and
+always on. What needs aws-sam-cli (sam validate, sam build, cfn-lint on the SAM-translated
+template) lives in tests/infrastructure/.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
 import json
-import os
 import re
-import subprocess
 import tomllib
 import urllib.parse
 from collections.abc import Iterator
@@ -26,23 +18,12 @@ from typing import Any
 
 import pytest
 
-from local.template import load_yaml
 from upload_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 EVENTS = ROOT / "events"
-SAM_VENV = ROOT / ".venv-sam" / "bin"
-SAM = SAM_VENV / "sam"
-SAM_PYTHON = SAM_VENV / "python"
-CFN_LINT = SAM_VENV / "cfn-lint"
 REGION = "us-east-1"
-
-requires_sam = pytest.mark.skipif(
-    not (SAM.exists() and CFN_LINT.exists()),
-    reason=".venv-sam (aws-sam-cli, cfn-lint) is missing: run scripts/bootstrap.sh (make test does)",
-)
 
 # The API contract (DESIGN.md): route -> the function that serves it.
 EXPECTED_ROUTES = {
@@ -76,80 +57,7 @@ OBJECTS_ARN_EXPR = f"{BUCKET_ARN_EXPR}/{UPLOAD_PREFIX}/*"
 
 PSEUDO_PARAMETERS = {"AWS::AccountId": "123456789012", "AWS::Region": REGION, "AWS::Partition": "aws"}
 
-# Runs inside .venv-sam: translate a SAM template (YAML or JSON) to plain CloudFormation offline.
-# Local code paths become placeholder S3 URIs (the translator insists on S3 locations), and the
-# managed-policy map is empty because the template names no managed policy (X-Ray's is built
-# from the partition).
-TRANSLATE_SCRIPT = """
-import json, sys
-from samcli.yamlhelper import yaml_parse
-from samtranslator.translator.transform import transform
-
-class NoManagedPolicies:
-    def load(self):
-        return {}
-
-source, target = sys.argv[1], sys.argv[2]
-with open(source, encoding="utf-8") as handle:
-    template = yaml_parse(handle.read())
-for resource in (template.get("Resources") or {}).values():
-    properties = resource.get("Properties") or {}
-    for key in ("CodeUri", "ContentUri"):
-        value = properties.get(key)
-        if isinstance(value, str) and not value.startswith("s3://"):
-            properties[key] = "s3://offline-artifacts/" + value.strip("/")
-with open(target, "w", encoding="utf-8") as handle:
-    json.dump(transform(template, {}, NoManagedPolicies()), handle, indent=1)
-"""
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def sam_env() -> dict[str, str]:
-    return {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
-
-
-def run(command: list[str], timeout: int = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, cwd=ROOT, env=sam_env(), capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def translate(source: Path, target: Path) -> Path:
-    script = target.parent / "translate_sam.py"
-    script.write_text(TRANSLATE_SCRIPT, encoding="utf-8")
-    result = run([str(SAM_PYTHON), str(script), str(source), str(target)])
-    assert result.returncode == 0, f"SAM translation failed:\n{result.stdout}\n{result.stderr}"
-    return target
-
-
-def cfn_lint_findings(path: Path) -> list[dict[str, Any]]:
-    """cfn-lint's errors and warnings for a plain CloudFormation template (JSON formatter)."""
-    result = run([str(CFN_LINT), "--format", "json", "--regions", REGION, "--", str(path)])
-    try:
-        findings = json.loads(result.stdout or "[]")
-    except json.JSONDecodeError:
-        pytest.fail(f"cfn-lint did not produce JSON (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
-    assert isinstance(findings, list)
-    return findings
-
-
-def rule_ids(findings: list[dict[str, Any]]) -> set[str]:
-    return {finding["Rule"]["Id"] for finding in findings}
-
-
-def describe(findings: list[dict[str, Any]]) -> str:
-    return "\n".join(
-        f"{finding['Rule']['Id']} {'/'.join(map(str, finding['Location']['Path']))}: {finding['Message']}"
-        for finding in findings
-    )
-
-
-def lint_translated(document: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
-    source = directory / "template.json"
-    source.write_text(json.dumps(document), encoding="utf-8")
-    return cfn_lint_findings(translate(source, directory / "translated.json"))
 
 
 def walk(value: Any) -> Iterator[Any]:
@@ -237,11 +145,6 @@ def module_level_names(path: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_yaml(TEMPLATE.read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
 def resources(template: dict[str, Any]) -> dict[str, Any]:
     return template["Resources"]  # type: ignore[no-any-return]
 
@@ -284,135 +187,6 @@ def _samconfig_environments() -> list[str]:
 
 def _event_files() -> list[Path]:
     return sorted(EVENTS.glob("*.json"))
-
-
-# --------------------------------------------------------------------------- linters (shell out)
-
-
-@requires_sam
-@pytest.mark.slow
-def test_sam_build_succeeds_with_python_313(tmp_path: Path) -> None:
-    # Given the python3.13 the setup links into .tools/bin (sam build looks for it on PATH)
-    tools = ROOT / ".tools" / "bin"
-    if not (tools / "python3.13").exists():
-        pytest.skip("run scripts/bootstrap.sh first: it links python3.13 into .tools/bin")
-    env = {**sam_env(), "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
-    # When the whole application is built from scratch into a scratch directory
-    build_dir = tmp_path / "build"
-    result = subprocess.run(
-        [str(SAM), "build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    # Then every function and the layer (with its own dependencies) are built
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    layer = build_dir / "CoreLayer" / "python"
-    assert (layer / "upload_core" / "uploads.py").is_file()
-    assert (layer / "PIL").is_dir()
-    assert (build_dir / "EdgeLayer" / "python" / "upload_edge" / "http_errors.py").is_file()
-    for function, module in [
-        ("UploadsFunction", "uploads_handler.py"),
-        ("ImportsFunction", "imports_handler.py"),
-        ("ValidatorFunction", "validator_handler.py"),
-    ]:
-        assert (build_dir / function / module).is_file(), function
-
-
-@requires_sam
-def test_sam_validate_lint_passes() -> None:
-    # Given the repository's template / When sam validates it with cfn-lint
-    result = run([str(SAM), "validate", "--lint", "--region", REGION])
-    # Then it has no findings
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    assert "is a valid SAM Template" in result.stdout + result.stderr
-
-
-@requires_sam
-@pytest.mark.parametrize("environment", _samconfig_environments())
-def test_sam_validate_accepts_every_samconfig_environment(environment: str) -> None:
-    # Given a named environment of samconfig.toml / When sam validate runs with it
-    result = run([str(SAM), "validate", "--config-env", environment])
-    # Then the configuration is accepted and the template is valid
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-
-
-@requires_sam
-def test_translated_template_has_no_cfn_lint_findings(tmp_path: Path) -> None:
-    # Given the template translated by SAM into the CloudFormation it deploys
-    translated = translate(TEMPLATE, tmp_path / "translated.json")
-    # When cfn-lint checks that (roles, permissions and stages included)
-    findings = cfn_lint_findings(translated)
-    # Then it finds nothing, in particular no circular dependency (E3004)
-    assert findings == [], describe(findings)
-
-
-def _wire_function_to_bucket(document: dict[str, Any], object_arn: Any) -> None:
-    """Add what the validator will add: a function the bucket notifies, allowed to read objects."""
-    resources = document["Resources"]
-    resources["NotifiedFunction"] = {
-        "Type": "AWS::Serverless::Function",
-        "Properties": {
-            "CodeUri": "functions/validator/",
-            "Handler": "validator_handler.lambda_handler",
-            "Policies": [
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": object_arn}],
-                }
-            ],
-        },
-    }
-    resources["NotifiedFunctionPermission"] = {
-        "Type": "AWS::Lambda::Permission",
-        "Properties": {
-            "Action": "lambda:InvokeFunction",
-            "FunctionName": {"Ref": "NotifiedFunction"},
-            "Principal": "s3.amazonaws.com",
-            "SourceAccount": {"Ref": "AWS::AccountId"},
-            "SourceArn": {"Fn::Sub": BUCKET_ARN_EXPR},
-        },
-    }
-    bucket = resources["UploadBucket"]
-    # S3 checks the destination when the notification is set, so the permission must exist first.
-    bucket["DependsOn"] = ["NotifiedFunctionPermission"]
-    bucket["Properties"]["NotificationConfiguration"] = {
-        "LambdaConfigurations": [
-            {"Event": "s3:ObjectCreated:*", "Function": {"Fn::GetAtt": ["NotifiedFunction", "Arn"]}}
-        ]
-    }
-
-
-@requires_sam
-def test_bucket_can_notify_a_function_without_a_cycle(template: dict[str, Any], tmp_path: Path) -> None:
-    # Given the template plus a function the bucket notifies, whose policy names the bucket the
-    # way this template does (by its computed name) and which inherits the Globals environment
-    document = copy.deepcopy(template)
-    _wire_function_to_bucket(document, {"Fn::Sub": OBJECTS_ARN_EXPR})
-    # When the translated result is linted
-    findings = lint_translated(document, tmp_path)
-    # Then there is no circular dependency (nor anything else)
-    assert findings == [], describe(findings)
-
-
-@requires_sam
-@pytest.mark.parametrize("mistake", ["policy uses the bucket's Arn attribute", "Globals env uses Ref to the bucket"])
-def test_cycle_check_reports_a_circular_dependency(template: dict[str, Any], tmp_path: Path, mistake: str) -> None:
-    # Given the same wiring, but with the function's role or environment depending on the bucket
-    # resource itself
-    document = copy.deepcopy(template)
-    if mistake.startswith("policy"):
-        _wire_function_to_bucket(document, {"Fn::Sub": "${UploadBucket.Arn}/*"})
-    else:
-        _wire_function_to_bucket(document, {"Fn::Sub": OBJECTS_ARN_EXPR})
-        document["Globals"]["Function"]["Environment"]["Variables"]["BUCKET_NAME"] = {"Ref": "UploadBucket"}
-    # When the translated result is linted
-    findings = lint_translated(document, tmp_path)
-    # Then cfn-lint reports the cycle: this check would catch the mistake
-    assert "E3004" in rule_ids(findings), describe(findings)
 
 
 # --------------------------------------------------------------------------- routes, handlers, events

@@ -1,4 +1,7 @@
-"""Function workers: a handler runs in its own process with a Lambda-like environment and context."""
+"""Function workers: a handler runs in its own process with a Lambda-like environment and context.
+
+Integration, not unit: most of these start worker processes, and two wait out a sleep or a timeout.
+"""
 
 from __future__ import annotations
 
