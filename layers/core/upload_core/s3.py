@@ -124,17 +124,17 @@ class S3Gateway:
             response = self.client.create_multipart_upload(**params)
         except (ClientError, BotoCoreError) as error:
             # An attempt may have created an upload whose answer was lost on the way back.
-            self._abort_uploads_at(key)
+            self.abort_uploads_at(key)
             raise storage_error(error) from error
         upload_id = str(response["UploadId"])
         if response.get("ResponseMetadata", {}).get("RetryAttempts"):
             # The client retried: an earlier attempt may have created an upload too, which
             # nobody would ever complete or abort. The key is new, so any other upload at it
             # is one of those.
-            self._abort_uploads_at(key, keep=upload_id)
+            self.abort_uploads_at(key, keep=upload_id)
         return upload_id
 
-    def _abort_uploads_at(self, key: str, *, keep: str | None = None) -> None:
+    def abort_uploads_at(self, key: str, *, keep: str | None = None) -> None:
         """Best effort: the bucket's lifecycle rule is the backstop when S3 is still failing."""
         try:
             listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
@@ -157,25 +157,19 @@ class S3Gateway:
         *,
         expires_in: int,
         signed_headers: Mapping[str, str],
+        content_length: int | None = None,
     ) -> str:
+        """A part URL; with ``content_length`` S3 refuses a body of any other length (signed)."""
         params: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
             "UploadId": upload_id,
             "PartNumber": part_number,
         }
+        if content_length is not None:
+            params["ContentLength"] = content_length
         params.update(_checksum_params(signed_headers))
         return str(self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in))
-
-    def upload_checksum_algorithm(self, key: str, upload_id: str) -> str | None:
-        """Proves the upload exists for this key (S3 binds an upload id to its key) in one call,
-        and returns the checksum algorithm it was created with."""
-        try:
-            response = self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
-        except (ClientError, BotoCoreError) as error:
-            raise storage_error(error, missing="upload not found") from error
-        algorithm = response.get("ChecksumAlgorithm")
-        return str(algorithm) if algorithm else None
 
     def list_parts(self, key: str, upload_id: str) -> PartsListing:
         parts: list[UploadedPart] = []

@@ -47,6 +47,15 @@ class Settings:
     s3_connect_timeout_seconds: float = 5.0
     s3_read_timeout_seconds: float = 30.0
     s3_max_attempts: int = 3
+    # The registry (DynamoDB) and the per-owner limits it enforces.
+    registry_table: str = "upload-registry"
+    default_user_quota_bytes: int = 20 * GIB
+    max_concurrent_uploads: int = 20
+    max_requests_per_minute: int = 1200
+    # An upload that does not declare its size (Companion) may store at most this; it is reserved.
+    max_undeclared_upload_bytes: int = GIB
+    # How long an upload (or an unused form) may hold its reservation before the sweeper ends it.
+    upload_ttl_seconds: int = 24 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +80,12 @@ class Settings:
             s3_connect_timeout_seconds=reader.seconds("S3_CONNECT_TIMEOUT_SECONDS", 5.0),
             s3_read_timeout_seconds=reader.seconds("S3_READ_TIMEOUT_SECONDS", 30.0),
             s3_max_attempts=reader.integer("S3_MAX_ATTEMPTS", 3, minimum=1),
+            registry_table=reader.text("REGISTRY_TABLE", "upload-registry"),
+            default_user_quota_bytes=reader.integer("DEFAULT_USER_QUOTA_BYTES", 20 * GIB, minimum=0),
+            max_concurrent_uploads=reader.integer("MAX_CONCURRENT_UPLOADS", 20, minimum=1),
+            max_requests_per_minute=reader.integer("MAX_REQUESTS_PER_MINUTE", 1200, minimum=1),
+            max_undeclared_upload_bytes=reader.integer("MAX_UNDECLARED_UPLOAD_BYTES", GIB, minimum=1),
+            upload_ttl_seconds=reader.integer("UPLOAD_TTL_SECONDS", 24 * 3600, minimum=60),
         )
         settings._check()
         return settings
