@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from upload_core.errors import UpstreamError
 from upload_core.registry import PlanState
 from upload_core.s3 import S3Gateway, build_s3_client
 from upload_core.settings import MIB, Settings
@@ -112,8 +113,6 @@ def test_one_failing_plan_does_not_stop_the_sweep(
 
     def failing_head(key: str, version_id: str | None = None) -> Any:
         if key == first.key:
-            from upload_core.errors import UpstreamError
-
             raise UpstreamError("the storage service could not be reached", code="StorageUnavailable")
         return real_head(key, version_id)
 
