@@ -20,6 +20,7 @@ from upload_core.registry import (
     Registry,
     UploadPlan,
     UsageDefaults,
+    VersionClaim,
 )
 
 TEMPLATE = load_yaml((Path(__file__).resolve().parents[2] / "template.yaml").read_text())
@@ -192,3 +193,17 @@ def test_the_request_rate_is_counted_per_minute_with_retry_after(registry: Regis
     registry.count_request("bob", per_minute=3)  # per owner
     clock.now += 30  # the next minute
     registry.count_request("alice", per_minute=3)
+
+
+def test_a_key_keeps_its_first_version_and_refuses_any_other(registry: Registry) -> None:
+    # Given a key whose first version is recorded
+    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v1", 10) is VersionClaim.FIRST
+    # When S3 notifies about the same version again, it is the same file
+    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v1", 10) is VersionClaim.FIRST
+    # When a second version arrives (a replayed form), it is refused
+    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v2", 99) is VersionClaim.SECOND
+    # And the verdict is recorded once, for the first version only
+    assert registry.record_verdict("alice", "f1", "v2", "valid", None) is False
+    assert registry.record_verdict("alice", "f1", "v1", "rejected", "trailing-data") is True
+    assert registry.record_verdict("alice", "f1", "v1", "rejected", "trailing-data") is False
+    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v1", 10) is VersionClaim.AGAIN

@@ -36,6 +36,12 @@ _OPEN_SHARDS = 4
 RATE_WINDOW_SECONDS = 60
 
 
+class VersionClaim(StrEnum):
+    FIRST = "first"  # the first version stored under the key: this one is the file
+    AGAIN = "again"  # the same version seen before (S3 notified twice)
+    SECOND = "second"  # another version under a key that already has one: never to be served
+
+
 class PlanState(StrEnum):
     CREATING = "creating"  # reserved; the S3 upload (or form) is being made
     OPEN = "open"  # parts (or the form's object) may be stored
@@ -412,6 +418,68 @@ class Registry:
                 if "LastEvaluatedKey" not in page:
                     break
                 params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- files ------------------------------------------------------------------------------------
+    def claim_version(self, owner: str, file_id: str, key: str, version_id: str, size: int) -> VersionClaim:
+        """Record ``version_id`` as the one version of ``key``, unless another version holds it.
+
+        A key's content must never change once stored (a replayed form, a second PUT): the
+        first version to be recorded is the file, any other is refused by the caller."""
+        item_key = _key(_owner_pk(owner), f"FILE#{file_id}")
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=item_key,
+                UpdateExpression="SET #key = :key, versionId = :version, #size = :size,"
+                " createdAt = if_not_exists(createdAt, :now), #status = if_not_exists(#status, :pending)",
+                ConditionExpression="attribute_not_exists(versionId) OR versionId = :version",
+                ExpressionAttributeNames={"#key": "key", "#size": "size", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":key": _s(key),
+                    ":version": _s(version_id),
+                    ":size": _n(size),
+                    ":now": _n(self.now()),
+                    ":pending": _s("pending"),
+                },
+            )
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return VersionClaim.SECOND
+            raise registry_error(error) from error
+        except BotoCoreError as error:
+            raise registry_error(error) from error
+        # Redelivered after the verdict was recorded: nothing is left to do for this version.
+        item = self._get(_owner_pk(owner), f"FILE#{file_id}") or {}
+        return VersionClaim.AGAIN if item.get("verdictAt") else VersionClaim.FIRST
+
+    def record_verdict(self, owner: str, file_id: str, version_id: str, status: str, reason: str | None) -> bool:
+        """Record the validator's verdict on the file's version, once: True only for the call
+        that recorded it (so usage is released and the verdict published exactly once)."""
+        values: dict[str, Any] = {
+            ":status": _s(status),
+            ":version": _s(version_id),
+            ":now": _n(self.now()),
+        }
+        expression = "SET #status = :status, verdictAt = :now"
+        if reason:
+            expression += ", reason = :reason"
+            values[":reason"] = _s(reason)
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=_key(_owner_pk(owner), f"FILE#{file_id}"),
+                UpdateExpression=expression,
+                ConditionExpression="versionId = :version AND attribute_not_exists(verdictAt)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise registry_error(error) from error
+        except BotoCoreError as error:
+            raise registry_error(error) from error
+        return True
 
     # --- plumbing --------------------------------------------------------------------------------
     def _put_plan(self, plan: UploadPlan, *, condition: str) -> dict[str, Any]:
