@@ -95,6 +95,8 @@ class SignedPartOut(ApiModel):
     part_number: int
     url: str
     headers: dict[str, str]
+    # The exact byte count S3 accepts at this URL (signed in), for uploads that declared their size.
+    size: int | None = Field(default=None, exclude_if=_omit_none)
 
 
 class SignedPartsOut(ApiModel):

@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from lambda_fakes import FakeContext
 from moto import mock_aws
+
+from local.registry_table import create_registry_table
+from local.template import load_yaml
+
+TEMPLATE = load_yaml((Path(__file__).resolve().parents[2] / "template.yaml").read_text())
 
 UNIT_ENV = {
     "BUCKET_NAME": "unit-uploads",
@@ -23,6 +29,7 @@ UNIT_ENV = {
     "MAX_FORM_UPLOAD_BYTES": str(10 * 1024 * 1024),
     "ALLOWED_CONTENT_TYPES": "image/jpeg,image/png,image/gif,image/webp,image/avif",
     "URL_EXPIRY_SECONDS": "600",
+    "REGISTRY_TABLE": "unit-registry",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "UnitTests",
     "POWERTOOLS_SERVICE_NAME": "uploads",
@@ -36,11 +43,14 @@ os.environ.pop("S3_ENDPOINT_URL", None)
 
 @pytest.fixture
 def s3_client() -> Iterator[Any]:
+    """moto's S3 with the upload bucket, and its DynamoDB with the registry table (the upload
+    service needs both)."""
     # moto resets boto3's default session on every start by default, and a fresh session loads
     # S3's service model again (about half a second per test); moto's state is reset either way.
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=UNIT_ENV["BUCKET_NAME"])
+        create_registry_table(boto3.client("dynamodb", region_name="us-east-1"), TEMPLATE, UNIT_ENV["REGISTRY_TABLE"])
         yield client
 
 

@@ -135,7 +135,7 @@ def test_sign_parts_refuses_foreign_keys_unknown_uploads_and_bad_numbers(
 
 
 def test_complete_without_a_parts_list_uses_every_uploaded_part(service: UploadService, s3_client: Any) -> None:
-    started = service.start("alice", filename="x.png", content_type="image/png", size=5 * MIB + 3)
+    started = service.start("alice", filename="x.png", content_type="image/png", size=5 * MIB + 3, part_size=5 * MIB)
     upload_parts(s3_client, started.key, started.upload_id, [5 * MIB, 3])
     done = service.complete("alice", started.upload_id, started.key)
     assert done.size == 5 * MIB + 3

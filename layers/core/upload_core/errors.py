@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 
 class UploadError(Exception):
@@ -11,11 +13,18 @@ class UploadError(Exception):
     status: HTTPStatus = HTTPStatus.BAD_REQUEST
     code: str = "BadRequest"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        # Extra fields of the JSON error body (e.g. the owner's usage and limit on QuotaExceeded).
+        self.details: dict[str, Any] = dict(details or {})
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the error carries (Retry-After on 429)."""
+        return {}
 
 
 class InvalidRequest(UploadError):
@@ -66,3 +75,25 @@ class UpstreamError(UploadError):
 class UpstreamTimeout(UploadError):
     status = HTTPStatus.GATEWAY_TIMEOUT
     code = "UpstreamTimeout"
+
+
+class TooManyRequests(UploadError):
+    """Over a per-owner rate or in-flight limit: 429 with Retry-After."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "TooManyRequests"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_seconds: int,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

@@ -135,17 +135,17 @@ class S3Gateway:
                 response = self.client.create_multipart_upload(**params)
         except UploadError:
             # An attempt may have created an upload whose answer was lost on the way back.
-            self._abort_uploads_at(key)
+            self.abort_uploads_at(key)
             raise
         upload_id = str(response["UploadId"])
         if response.get("ResponseMetadata", {}).get("RetryAttempts"):
             # The client retried: an earlier attempt may have created an upload too, which
             # nobody would ever complete or abort. The key is new, so any other upload at it
             # is one of those.
-            self._abort_uploads_at(key, keep=upload_id)
+            self.abort_uploads_at(key, keep=upload_id)
         return upload_id
 
-    def _abort_uploads_at(self, key: str, *, keep: str | None = None) -> None:
+    def abort_uploads_at(self, key: str, *, keep: str | None = None) -> None:
         """Best effort: the bucket's lifecycle rule is the backstop when S3 is still failing."""
         try:
             listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
@@ -168,24 +168,19 @@ class S3Gateway:
         *,
         expires_in: int,
         signed_headers: Mapping[str, str],
+        content_length: int | None = None,
     ) -> str:
+        """A part URL; with ``content_length`` S3 refuses a body of any other length (signed)."""
         params: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
             "UploadId": upload_id,
             "PartNumber": part_number,
         }
+        if content_length is not None:
+            params["ContentLength"] = content_length
         params.update(_checksum_params(signed_headers))
         return str(self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in))
-
-    def prove_upload_belongs_to_key(self, key: str, upload_id: str) -> str | None:
-        """Proves in one call that the upload exists at this key (S3 binds an upload id to its key:
-        a mismatched pair is NoSuchUpload, i.e. NotFound), and returns the checksum algorithm the
-        upload was created with."""
-        with storage_errors(missing="upload not found"):
-            response = self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
-        algorithm = response.get("ChecksumAlgorithm")
-        return str(algorithm) if algorithm else None
 
     def list_parts(self, key: str, upload_id: str) -> PartsListing:
         parts: list[UploadedPart] = []

@@ -69,6 +69,15 @@ class Settings:
     s3_connect_timeout_seconds: Seconds = Field(5.0, validation_alias="S3_CONNECT_TIMEOUT_SECONDS")
     s3_read_timeout_seconds: Seconds = Field(30.0, validation_alias="S3_READ_TIMEOUT_SECONDS")
     s3_max_attempts: int = Field(3, ge=1, le=S3_MAX_CLIENT_ATTEMPTS, validation_alias="S3_MAX_ATTEMPTS")
+    # The registry (DynamoDB) and the per-owner limits it enforces (docs/limits.md).
+    registry_table: str = Field("upload-registry", min_length=3, validation_alias="REGISTRY_TABLE")
+    default_user_quota_bytes: int = Field(20 * GIB, ge=0, validation_alias="DEFAULT_USER_QUOTA_BYTES")
+    max_concurrent_uploads: int = Field(20, ge=1, validation_alias="MAX_CONCURRENT_UPLOADS")
+    max_requests_per_minute: int = Field(1200, ge=1, validation_alias="MAX_REQUESTS_PER_MINUTE")
+    # An upload that does not declare its size (Companion) may store at most this; it is reserved.
+    max_undeclared_upload_bytes: int = Field(GIB, ge=1, validation_alias="MAX_UNDECLARED_UPLOAD_BYTES")
+    # How long an upload (or an unused form) may hold its reservation before the sweeper ends it.
+    upload_ttl_seconds: int = Field(24 * 3600, ge=60, le=S3_MAX_PRESIGN_SECONDS, validation_alias="UPLOAD_TTL_SECONDS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -19,9 +20,12 @@ from upload_core import keys, object_meta, parts
 from upload_core.content_types import ensure_allowed
 from upload_core.errors import Conflict, InvalidRequest, NotFound, TooLarge, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger, metrics
+from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, UsageDefaults
 from upload_core.s3 import CHECKSUM_ALGORITHMS, PendingUpload, S3Gateway, UploadedPart
-from upload_core.settings import Settings
+from upload_core.settings import S3_MAX_PARTS, S3_MIN_PART_SIZE, Settings
 
+# A form's reservation outlives its URL by this much, so a queued validation can still settle it.
+FORM_SETTLE_MARGIN_SECONDS = 3600
 _CHECKSUM_BYTES = {"CRC32": 4, "CRC32C": 4, "SHA1": 20, "SHA256": 32}
 
 
@@ -46,6 +50,8 @@ class SignedPart:
     part_number: int
     url: str
     headers: dict[str, str]
+    # The exact length S3 will accept for this part (signed into the URL), when the plan knows it.
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +96,12 @@ class UploadService:
         self,
         settings: Settings,
         s3: S3Gateway | None = None,
+        registry: Registry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._s3 = s3 or S3Gateway(settings)
+        self._registry = registry or build_registry(settings, clock)
         self._clock = clock
 
     @property
@@ -119,27 +127,77 @@ class UploadService:
         if size is not None and size < 0:
             raise InvalidRequest("size must not be negative", code="InvalidSize")
         chosen_part_size = parts.choose_part_size(size, part_size, settings) if size is not None else None
+        chosen_part_count = parts.part_count(size, chosen_part_size) if size is not None and chosen_part_size else None
         algorithm = _checksum_algorithm(checksum_algorithm)
+        user_metadata = object_meta.user_metadata(metadata)
+        self._registry.count_request(owner, settings.max_requests_per_minute)
         key = keys.new_key(settings.upload_prefix, owner, filename)
-        upload_id = self._s3.create_multipart_upload(
+        plan = self._reserve(
+            owner,
             key,
+            kind=PlanKind.MULTIPART if size is not None else PlanKind.UNDECLARED,
+            reserved_bytes=size if size is not None else self.undeclared_limit,
+            ttl_seconds=settings.upload_ttl_seconds,
+            declared_size=size,
+            part_size=chosen_part_size,
+            part_count=chosen_part_count,
             content_type=normalized_type,
-            metadata={
-                **object_meta.user_metadata(metadata),
-                **object_meta.system_metadata(owner, filename, declared_size=size),
-            },
-            tags=object_meta.pending_tags(),
             checksum_algorithm=algorithm,
         )
+        try:
+            upload_id = self._s3.create_multipart_upload(
+                key,
+                content_type=normalized_type,
+                metadata={**user_metadata, **object_meta.system_metadata(owner, filename, declared_size=size)},
+                tags=object_meta.pending_tags(),
+                checksum_algorithm=algorithm,
+            )
+        except UploadError:
+            self._registry.release(plan, PlanState.ABORTED)
+            raise
+        # Should this write fail, the plan stays `creating` and the sweeper aborts whatever
+        # upload exists at the key when the plan's time is up.
+        self._registry.open(key, upload_id)
         metrics.add_metric(name="UploadsStarted", unit=MetricUnit.Count, value=1)
         logger.info("upload started", extra={"key": key, "upload_id": upload_id, "size": size})
         return StartedUpload(
             upload_id=upload_id,
             key=key,
             part_size=chosen_part_size,
-            part_count=parts.part_count(size, chosen_part_size) if size is not None and chosen_part_size else None,
+            part_count=chosen_part_count,
             checksum_algorithm=algorithm,
         )
+
+    @property
+    def undeclared_limit(self) -> int:
+        """The most an upload that did not declare its size may store (and so reserves)."""
+        return min(self._settings.max_undeclared_upload_bytes, self._settings.max_upload_bytes)
+
+    def _reserve(
+        self, owner: str, key: str, *, kind: PlanKind, reserved_bytes: int, ttl_seconds: int, **plan: Any
+    ) -> UploadPlan:
+        now = int(self._clock())
+        return self._registry.reserve(
+            UploadPlan(
+                key=key,
+                owner=owner,
+                kind=kind,
+                reserved_bytes=reserved_bytes,
+                created_at=now,
+                expires_at=now + ttl_seconds,
+                **plan,
+            )
+        )
+
+    def _open_plan(self, owner: str, key: str, upload_id: str) -> UploadPlan:
+        """The plan of the caller's open upload ``upload_id`` at ``key``; 404 for anything else
+        (another key's upload, an upload that has ended, one this API did not start)."""
+        plan = self._registry.plan(key)
+        if plan is None or plan.owner != owner or plan.upload_id != upload_id:
+            raise NotFound("upload not found", code="NoSuchUpload")
+        if plan.state is not PlanState.OPEN:
+            raise NotFound(f"this upload has ended ({plan.state})", code="NoSuchUpload")
+        return plan
 
     def list_pending(self, owner: str) -> list[PendingUpload]:
         prefix = keys.owner_prefix(self._settings.upload_prefix, owner)
@@ -164,9 +222,11 @@ class UploadService:
         if len(numbers) != len(set(numbers)):
             raise InvalidRequest("part numbers must be unique", code="InvalidPartNumber")
         parts.validate_part_numbers(numbers, limit=self._settings.max_parts_per_request)
-        # Presigning needs no S3 call, so without this one a caller could obtain signatures for an
-        # upload id that is not this key's; S3 answers NoSuchUpload for a mismatched pair.
-        started_with = self._s3.prove_upload_belongs_to_key(key, upload_id)
+        self._registry.count_request(owner, self._settings.max_requests_per_minute)
+        # Presigning needs no S3 call: the plan proves the upload id is this caller's, for this key.
+        plan = self._open_plan(owner, key, upload_id)
+        parts.validate_part_numbers(numbers, limit=len(numbers), highest=_highest_part(plan))
+        started_with = plan.checksum_algorithm
         requested = _checksum_algorithm(checksum_algorithm)
         if started_with and requested and started_with != requested:
             raise InvalidRequest(
@@ -178,10 +238,16 @@ class UploadService:
         signed = []
         for request in sorted(requests, key=lambda r: r.part_number):
             headers = _signed_headers(request, algorithm, required=started_with is not None)
+            length = plan.part_length(request.part_number)
             url = self._s3.presign_upload_part(
-                key, upload_id, request.part_number, expires_in=expires_in, signed_headers=headers
+                key,
+                upload_id,
+                request.part_number,
+                expires_in=expires_in,
+                signed_headers=headers,
+                content_length=length,
             )
-            signed.append(SignedPart(part_number=request.part_number, url=url, headers=headers))
+            signed.append(SignedPart(part_number=request.part_number, url=url, headers=headers, size=length))
         return SignedParts(parts=signed, expires_at=self._expires_at(expires_in))
 
     # --- list ------------------------------------------------------------------------------------
@@ -201,26 +267,26 @@ class UploadService:
         """
         keys.ensure_owned(self._settings.upload_prefix, owner, key)
         _ensure_upload_id(upload_id)
+        plan = self._registry.plan(key)
+        if plan is None or plan.owner != owner or plan.upload_id != upload_id:
+            raise NotFound("upload not found", code="NoSuchUpload")
+        if plan.state is PlanState.COMPLETED:
+            return self._already_completed(owner, key)
+        if plan.state is not PlanState.OPEN:
+            raise NotFound(f"this upload has ended ({plan.state})", code="NoSuchUpload")
         try:
             listing = self._s3.list_parts(key, upload_id)
         except NotFound:
-            return self._already_completed(owner, key)
+            return self._already_completed(owner, key, plan)
         chosen = _select_parts(listing.parts, client_parts)
         total = parts.check_part_sizes([(part.part_number, part.size) for part in chosen])
-        if total > self._settings.max_upload_bytes:
-            self._s3.abort_multipart_upload(key, upload_id)
-            metrics.add_metric(name="UploadsRefusedOversize", unit=MetricUnit.Count, value=1)
-            raise TooLarge(
-                f"the upload is {total} bytes, over the maximum of {self._settings.max_upload_bytes};"
-                " it has been aborted",
-                code="UploadTooLarge",
-            )
+        self._check_against_plan(plan, chosen, total)
         try:
             completed = self._s3.complete_multipart_upload(
                 key, upload_id, chosen, object_size=total, checksum_algorithm=listing.checksum_algorithm
             )
         except NotFound:
-            return self._already_completed(owner, key)
+            return self._already_completed(owner, key, plan)
         except (UpstreamError, UpstreamTimeout, Conflict):
             # S3 may have completed it and only its answers were lost (a retry then finds the
             # upload gone, or the object in the way of If-None-Match): the object tells.
@@ -230,16 +296,54 @@ class UploadService:
                 stored = None
             if stored is None:
                 raise
+            self._registry.settle(plan, stored.size)
             return stored
+        self._registry.settle(plan, total)
         metrics.add_metric(name="UploadsCompleted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesUploaded", unit=MetricUnit.Bytes, value=total)
         logger.info("upload completed", extra={"key": key, "upload_id": upload_id, "size": total})
         return CompletedUpload(key=key, etag=completed.etag, size=total, location=completed.location)
 
-    def _already_completed(self, owner: str, key: str) -> CompletedUpload:
+    def _check_against_plan(self, plan: UploadPlan, chosen: list[UploadedPart], total: int) -> None:
+        """A declared upload completes with exactly its plan's parts and size; an undeclared one
+        with no more than it reserved. What breaks the plan is refused before S3 stores it."""
+        if plan.kind is PlanKind.MULTIPART and plan.part_count is not None:
+            numbers = [part.part_number for part in chosen]
+            missing = sorted(set(range(1, plan.part_count + 1)) - set(numbers))
+            if missing:
+                raise InvalidRequest(
+                    f"the upload is planned in {plan.part_count} parts; missing: {_number_list(missing)}",
+                    code="IncompleteUpload",
+                )
+            if len(numbers) != plan.part_count:
+                raise InvalidRequest(
+                    f"the upload is planned in {plan.part_count} parts, not {len(numbers)}", code="PartsNotInPlan"
+                )
+            for part in chosen:
+                if part.size != plan.part_length(part.part_number):
+                    raise InvalidRequest(
+                        f"part {part.part_number} is {part.size} bytes, the plan says"
+                        f" {plan.part_length(part.part_number)}",
+                        code="PartSizeMismatch",
+                    )
+            return
+        limit = min(plan.reserved_bytes, self._settings.max_upload_bytes)
+        if total > limit:
+            self._s3.abort_multipart_upload(plan.key, plan.upload_id or "")
+            self._registry.release(plan, PlanState.REFUSED)
+            metrics.add_metric(name="UploadsRefusedOversize", unit=MetricUnit.Count, value=1)
+            raise TooLarge(
+                f"the upload is {total} bytes, over the {limit} an upload without a declared size may store;"
+                " it has been aborted (declare the size to upload more)",
+                code="UploadTooLarge",
+            )
+
+    def _already_completed(self, owner: str, key: str, plan: UploadPlan | None = None) -> CompletedUpload:
         stored = self._stored_object(owner, key)
         if stored is None:
             raise NotFound("upload not found", code="NoSuchUpload")
+        if plan is not None:
+            self._registry.settle(plan, stored.size)
         return stored
 
     def _stored_object(self, owner: str, key: str) -> CompletedUpload | None:
@@ -257,6 +361,9 @@ class UploadService:
         keys.ensure_owned(self._settings.upload_prefix, owner, key)
         _ensure_upload_id(upload_id)
         aborted = self._s3.abort_multipart_upload(key, upload_id)
+        plan = self._registry.plan(key)
+        if plan is not None and plan.owner == owner and plan.upload_id == upload_id and plan.holds_reservation:
+            self._registry.release(plan, PlanState.ABORTED)
         if aborted:
             metrics.add_metric(name="UploadsAborted", unit=MetricUnit.Count, value=1)
             logger.info("upload aborted", extra={"key": key, "upload_id": upload_id})
@@ -297,7 +404,21 @@ class UploadService:
                     " bytes; use a multipart upload",
                     code="UploadTooLarge",
                 )
+        self._registry.count_request(owner, settings.max_requests_per_minute)
         key = keys.new_key(settings.upload_prefix, owner, filename)
+        expires_in = settings.url_expiry_seconds
+        self._reserve(
+            owner,
+            key,
+            kind=PlanKind.FORM,
+            reserved_bytes=size if size is not None else settings.max_form_upload_bytes,
+            # The validator settles a form's plan when its object arrives; past the URL's life
+            # (and a margin for a slow queue) the sweeper settles or releases it.
+            ttl_seconds=expires_in + FORM_SETTLE_MARGIN_SECONDS,
+            declared_size=size,
+            content_type=normalized_type,
+        )
+        self._registry.open(key, None)
         fields = {
             "Content-Type": normalized_type,
             "tagging": object_meta.tagging_xml(object_meta.pending_tags()),
@@ -307,7 +428,6 @@ class UploadService:
                 for name, value in object_meta.system_metadata(owner, filename, declared_size=size).items()
             },
         }
-        expires_in = settings.url_expiry_seconds
         post = self._s3.presigned_post(
             key,
             fields=fields,
@@ -325,6 +445,28 @@ class UploadService:
 
     def _expires_at(self, seconds: int) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+
+
+def build_registry(settings: Settings, clock: Callable[[], float] = time.time) -> Registry:
+    return Registry(
+        settings.registry_table,
+        UsageDefaults(quota_bytes=settings.default_user_quota_bytes, max_uploads=settings.max_concurrent_uploads),
+        region=settings.region,
+        clock=clock,
+    )
+
+
+def _highest_part(plan: UploadPlan) -> int:
+    """The highest part number a plan allows: its part count when declared; otherwise as many
+    parts as the reservation holds at S3's minimum part size, plus a smaller last one."""
+    if plan.part_count is not None:
+        return plan.part_count
+    return min(S3_MAX_PARTS, plan.reserved_bytes // S3_MIN_PART_SIZE + 1)
+
+
+def _number_list(numbers: list[int], shown: int = 10) -> str:
+    listed = ", ".join(str(n) for n in numbers[:shown])
+    return listed + (f" and {len(numbers) - shown} more" if len(numbers) > shown else "")
 
 
 def _ensure_upload_id(upload_id: str) -> None:

@@ -40,9 +40,23 @@ class ValidationCodes:
         return self.default
 
 
-def error_response(status: int, code: str, message: str) -> Response[ErrorOut]:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[Any]:
+    """`details` become extra top-level fields (a quota error's `usage` and `limit`), `headers`
+    response headers (Retry-After)."""
+    error = ErrorOut(code=code, message=message)
+    body: Any = {**error.model_dump(by_alias=True), **details} if details else error
     return Response(
-        status_code=int(status), content_type=content_types.APPLICATION_JSON, body=ErrorOut(code=code, message=message)
+        status_code=int(status),
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers=dict(headers) if headers else None,
     )
 
 
@@ -69,9 +83,11 @@ def install_error_handlers(
     codes_by_prefix = dict(validation_codes or {})
 
     @app.exception_handler(UploadError)
-    def _domain_error(error: UploadError) -> Response[ErrorOut]:
+    def _domain_error(error: UploadError) -> Response[Any]:
         logger.info("request refused", extra={"code": error.code, "status": int(error.status)})
-        return error_response(int(error.status), error.code, error.message)
+        return error_response(
+            int(error.status), error.code, error.message, details=error.details, headers=error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(error: RequestValidationError) -> Response[ErrorOut]:
