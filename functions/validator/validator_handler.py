@@ -17,12 +17,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from validator_events import ValidationMessage, created_objects, parse_s3_event
 
 from upload_core.observability import logger, metrics, tracer
 from upload_core.settings import get_settings
 from upload_core.validation import ValidationService
 from upload_core.validator_settings import get_validator_settings
+from validator_events import ValidationMessage, created_objects, parse_s3_event
 
 # Fail at start, not on the first record, when a setting is wrong.
 settings = get_settings()

@@ -84,10 +84,3 @@ def test_a_busy_s3_is_still_an_error_where_absence_is_an_answer() -> None:
         gateway.abort_multipart_upload("k", "u")
     with pytest.raises(StorageBusy):
         gateway.head_object("k")
-
-
-def test_an_upload_id_that_is_not_this_key_s_is_not_found() -> None:
-    # S3 binds an upload id to its key: a mismatched pair answers NoSuchUpload.
-    assert _gateway(RecordingS3()).prove_upload_belongs_to_key("k", "u") == "SHA256"
-    with pytest.raises(NotFound, match="upload not found"):
-        _gateway(RecordingS3(fails=_client_error("NoSuchUpload"))).prove_upload_belongs_to_key("k", "other")

@@ -89,12 +89,19 @@ def references_to(value: Any, logical_id: str) -> list[str]:
     return found
 
 
+# Resources an environment variable may name, with a stand-in for the name CloudFormation gives.
+REFERENCED_RESOURCES = {"RegistryTable": "stack-RegistryTable-ABC123"}
+REGISTRY_ARN_EXPR = "${RegistryTable.Arn}"
+
+
 def resolve(value: Any, parameters: dict[str, str]) -> str:
     """The few intrinsics an environment variable uses: Ref to a parameter and Fn::Sub."""
     if isinstance(value, str | int | float):
         return str(value)
     if isinstance(value, dict) and "Ref" in value:
         name = value["Ref"]
+        if name in REFERENCED_RESOURCES:
+            return REFERENCED_RESOURCES[name]
         if name not in PSEUDO_PARAMETERS and name not in parameters:
             raise AssertionError(f"an environment variable refers to {name}, which is not a parameter")
         return PSEUDO_PARAMETERS.get(name) or parameters[name]
@@ -368,6 +375,19 @@ EXPECTED_PERMISSIONS = {
         },
         f"{BUCKET_ARN_EXPR}/quarantine/{UPLOAD_PREFIX}/*": {"s3:GetObjectTagging"},
         BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads"},
+        # Plans, usage and request counters: items only, no scans, no deletes.
+        REGISTRY_ARN_EXPR: {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        },
+    },
+    "SweeperFunction": {
+        OBJECTS_ARN_EXPR: {"s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:GetObject"},
+        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads"},
+        f"{REGISTRY_ARN_EXPR}/index/OpenPlans": {"dynamodb:Query"},
+        REGISTRY_ARN_EXPR: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     },
     "ImportsFunction": {
         OBJECTS_ARN_EXPR: {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"},

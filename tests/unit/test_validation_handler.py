@@ -12,7 +12,6 @@ from urllib.parse import quote_plus
 import pytest
 from aws_lambda_powertools.utilities.parser.models import S3Model
 from lambda_fakes import FakeContext
-from validator_events import ValidationMessage, created_objects
 
 import validator_handler
 from tests import image_corpus as corpus
@@ -21,6 +20,7 @@ from upload_core.s3 import S3Gateway
 from upload_core.settings import Settings
 from upload_core.validation import ObjectCreated, ValidationService
 from upload_core.validator_settings import ValidatorSettings
+from validator_events import ValidationMessage, created_objects
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 BUCKET = "unit-uploads"

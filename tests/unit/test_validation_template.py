@@ -39,7 +39,9 @@ def environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str,
 
     def resolve(value: Any) -> str:
         if isinstance(value, dict) and "Ref" in value:
-            return ACCOUNT.get(value["Ref"]) or defaults[value["Ref"]]
+            name = value["Ref"]
+            # A resource's name (the registry table) is CloudFormation's to choose.
+            return ACCOUNT.get(name) or defaults.get(name) or f"stack-{name}-ABC123"
         if isinstance(value, dict) and "Fn::Sub" in value:
             text = value["Fn::Sub"]
             for name, replacement in {**defaults, **ACCOUNT}.items():
