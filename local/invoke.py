@@ -33,7 +33,7 @@ from PIL import Image
 from local.dev import parse_overrides
 from local.functions import LocalAws, WorkerError, WorkerProcess, lambda_environment
 from local.resources import provision
-from local.s3server import EmbeddedS3, S3StartError, s3_client, sqs_client
+from local.s3server import EmbeddedS3, S3StartError, emulator_client, s3_client, sqs_client
 from local.template import Template, TemplateError, load_template
 
 
@@ -106,12 +106,15 @@ def invoke(
         if s3_endpoint is None:
             embedded = EmbeddedS3().start()
             endpoint = embedded.endpoint_url
-            bucket, values = provision(embedded.s3_client(), embedded.sqs_client(), template, parameter_overrides)
+            bucket, values = provision(
+                embedded.s3_client(), embedded.sqs_client(), embedded.dynamodb_client(), template, parameter_overrides
+            )
             keys = localise_event(event, bucket, embedded.s3_client())
         else:
             endpoint = s3_endpoint
-            s3, sqs = s3_client(endpoint), sqs_client(endpoint)
-            bucket, values = provision(s3, sqs, template, parameter_overrides)  # idempotent: finds what exists
+            s3, sqs, dynamodb = s3_client(endpoint), sqs_client(endpoint), emulator_client("dynamodb", endpoint)
+            # Idempotent: finds what exists.
+            bucket, values = provision(s3, sqs, dynamodb, template, parameter_overrides)
             keys = localise_event(event, bucket, None)
         spec = template.function(function_id, values, parameter_overrides)
         worker = WorkerProcess(spec, lambda_environment(spec, LocalAws(endpoint), env_vars))

@@ -14,7 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local.template import HTTP_API_TYPE, QUEUE_TYPE, Template
+from local.registry_table import create_table
+from local.template import HTTP_API_TYPE, QUEUE_TYPE, TABLE_TYPE, Template
 
 QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "VisibilityTimeout")
 # CloudFormation's CorsRule names -> S3 API's.
@@ -124,12 +125,22 @@ def _apply_encryption(s3: Any, bucket: str, encryption: Mapping[str, Any] | None
             warn(f"default encryption not applied: {error}")
 
 
+def create_tables(dynamodb: Any, template: Template, parameter_overrides: Mapping[str, str] | None = None) -> None:
+    """Every AWS::DynamoDB::Table of the template (the registry), under its local name."""
+    resolver = template.resolver({}, parameter_overrides)
+    for logical_id, resource in template.resources_of_type(TABLE_TYPE).items():
+        properties = resolver.resolve(resource.get("Properties") or {}, logical_id)
+        create_table(dynamodb, properties, str(resolver.resolve({"Ref": logical_id}, logical_id)))
+
+
 def provision(
-    s3: Any, sqs: Any, template: Template, parameter_overrides: Mapping[str, str] | None = None
+    s3: Any, sqs: Any, dynamodb: Any, template: Template, parameter_overrides: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, str]]:
-    """Creates the template's queues and bucket (or re-applies their settings: it is idempotent);
-    returns the bucket name and the values that resolve Ref/GetAtt of them and of the HTTP API."""
+    """Creates the template's tables, queues and bucket (or re-applies their settings: it is
+    idempotent); returns the bucket name and the values that resolve Ref/GetAtt of them and of
+    the HTTP API."""
     bucket = template.bucket_name(parameter_overrides)
+    create_tables(dynamodb, template, parameter_overrides)
     values = {
         template.bucket_logical_id(): bucket,
         **{logical_id: "local" for logical_id in template.resources_of_type(HTTP_API_TYPE)},

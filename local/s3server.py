@@ -87,14 +87,19 @@ def s3_client(endpoint_url: str, region: str = LOCAL_REGION) -> Any:
     )
 
 
-def sqs_client(endpoint_url: str, region: str = LOCAL_REGION) -> Any:
+def emulator_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:
+    """A boto3 client of another service the emulator serves (SQS, DynamoDB), test credentials."""
     return boto3.client(
-        "sqs",
+        service,
         endpoint_url=endpoint_url,
         region_name=region,
         aws_access_key_id=LOCAL_ACCESS_KEY,
         aws_secret_access_key=LOCAL_SECRET_KEY,
     )
+
+
+def sqs_client(endpoint_url: str, region: str = LOCAL_REGION) -> Any:
+    return emulator_client("sqs", endpoint_url, region)
 
 
 class EmbeddedS3:
@@ -143,7 +148,7 @@ class EmbeddedS3:
             "AUTH": "true",
             "BIND_HOST": HOST,
             "GATEWAY_PORT": str(self.port),
-            "SERVICES": "s3,sqs",
+            "SERVICES": "s3,sqs,dynamodb",
             # Without these MiniStack also listens on 0.0.0.0:8883 (IoT mTLS) and for SFTP.
             "IOT_MTLS_ENABLED": "0",
             "SFTP_ENABLED": "0",
@@ -207,6 +212,9 @@ class EmbeddedS3:
 
     def sqs_client(self) -> Any:
         return sqs_client(self.endpoint_url)
+
+    def dynamodb_client(self) -> Any:
+        return emulator_client("dynamodb", self.endpoint_url)
 
     def __enter__(self) -> EmbeddedS3:
         return self.start()

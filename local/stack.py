@@ -111,7 +111,7 @@ class LocalStack:
 
     def _create_resources(self) -> None:
         self.bucket, self.resource_values = provision(
-            self.s3_client(), self.sqs_client(), self.template, self.parameter_overrides
+            self.s3_client(), self.sqs_client(), self.dynamodb_client(), self.template, self.parameter_overrides
         )
 
     def _start_functions(self) -> None:
@@ -206,6 +206,9 @@ class LocalStack:
     def s3_client(self) -> Any:
         """boto3 S3 client for the embedded S3 (path style, SigV4, credentials test/test)."""
         return s3_client(self.s3_endpoint, self.region)
+
+    def dynamodb_client(self) -> Any:
+        return self._s3.dynamodb_client()
 
     def sqs_client(self) -> Any:
         return sqs_client(self.s3_endpoint, self.region)

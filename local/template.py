@@ -36,6 +36,7 @@ PSEUDO_PARAMETERS: dict[str, str] = {
 FUNCTION_TYPE = "AWS::Serverless::Function"
 BUCKET_TYPE = "AWS::S3::Bucket"
 QUEUE_TYPE = "AWS::SQS::Queue"
+TABLE_TYPE = "AWS::DynamoDB::Table"
 HTTP_API_TYPE = "AWS::Serverless::HttpApi"
 LAYER_TYPE = "AWS::Serverless::LayerVersion"
 # GetAtt <Id>.Arn of these types, from the resource's local name.
@@ -44,6 +45,7 @@ ARN_FORMATS = {
     QUEUE_TYPE: f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{{name}}",
     FUNCTION_TYPE: f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{{name}}",
     "AWS::Logs::LogGroup": f"arn:aws:logs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:log-group:{{name}}:*",
+    TABLE_TYPE: f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:table/{{name}}",
 }
 
 

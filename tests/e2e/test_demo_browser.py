@@ -31,6 +31,7 @@ from local.demo_site import DEMO_USER, uppy_installed
 from local.stack import LocalStack
 from tests.e2e.browser_support import CheckedPage
 from tests.import_support import Reply, SourceServer
+from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -63,7 +64,7 @@ def stack(source: SourceServer) -> Iterator[LocalStack]:
         pytest.fail("Uppy is not installed for the demo page: run scripts/bootstrap.sh (npm ci in local/demo)")
     # The imports function may fetch from the source server only (a test-only escape hatch).
     overrides = {"IMPORT_ALLOWED_DESTINATIONS": source.authority}
-    with LocalStack(s3_port=0, api_port=0, env_overrides=overrides) as running:
+    with LocalStack(s3_port=0, api_port=0, env_overrides=overrides, parameter_overrides=GENEROUS_LIMITS) as running:
         yield running
 
 

@@ -22,11 +22,12 @@ import pytest
 from api_client import ApiClient
 
 from local.stack import LocalStack
+from tests.stack_limits import GENEROUS_LIMITS
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(s3_port=0, api_port=0) as running:
+    with LocalStack(s3_port=0, api_port=0, parameter_overrides=GENEROUS_LIMITS) as running:
         yield running
 
 
@@ -49,5 +50,5 @@ def api(stack: LocalStack) -> ApiClient:
 def upload_stack() -> Iterator[LocalStack]:
     """A second stack without the S3 event loop, for tests of the upload path itself: their
     synthetic payloads are not images, and the validator would quarantine them mid-test."""
-    with LocalStack(s3_port=0, api_port=0, s3_events=False) as running:
+    with LocalStack(s3_port=0, api_port=0, s3_events=False, parameter_overrides=GENEROUS_LIMITS) as running:
         yield running

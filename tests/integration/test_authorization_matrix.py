@@ -20,6 +20,7 @@ import requests
 from local.stack import LocalStack
 from local.template import load_template
 from tests.import_support import Reply, SourceServer, image_bytes
+from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -229,7 +230,9 @@ def source() -> Iterator[SourceServer]:
 @pytest.fixture(scope="module")
 def matrix(source: SourceServer) -> Iterator[Matrix]:
     overrides = {"IMPORT_ALLOWED_DESTINATIONS": source.authority}
-    with LocalStack(s3_port=0, api_port=0, env_overrides=overrides, s3_events=False) as running:
+    with LocalStack(
+        s3_port=0, api_port=0, env_overrides=overrides, s3_events=False, parameter_overrides=GENEROUS_LIMITS
+    ) as running:
         yield Matrix(running, source)
 
 

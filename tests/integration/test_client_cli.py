@@ -30,6 +30,7 @@ from client.hints import interpreter
 from local.stack import LocalStack
 from local.template import REPO_ROOT
 from tests.import_support import Reply, SourceServer, image_bytes
+from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,9 @@ def source() -> Iterator[SourceServer]:
 @pytest.fixture(scope="module")
 def cli_stack(source: SourceServer) -> Iterator[LocalStack]:
     overrides = {"IMPORT_ALLOWED_DESTINATIONS": source.authority}
-    with LocalStack(s3_port=0, api_port=0, env_overrides=overrides, s3_events=False) as running:
+    with LocalStack(
+        s3_port=0, api_port=0, env_overrides=overrides, s3_events=False, parameter_overrides=GENEROUS_LIMITS
+    ) as running:
         yield running
 
 
@@ -206,7 +209,9 @@ URL_EXPIRY_SECONDS = 3
 def test_a_part_whose_url_really_expired_is_signed_again(proxy: FaultProxy, tmp_path: Path) -> None:
     # Given part URLs that live 3 s, and a first PUT that reaches S3 only after 4.5 s
     overrides = {"UrlExpirySeconds": str(URL_EXPIRY_SECONDS)}
-    with LocalStack(s3_port=0, api_port=0, parameter_overrides=overrides, s3_events=False) as short_lived:
+    with LocalStack(
+        s3_port=0, api_port=0, parameter_overrides={**GENEROUS_LIMITS, **overrides}, s3_events=False
+    ) as short_lived:
         path, data = random_file(tmp_path, 2 * MIB)
         proxy.reset(delay_first_put=URL_EXPIRY_SECONDS + 1.5)
         # When the file is uploaded through the proxy

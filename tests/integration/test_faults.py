@@ -31,6 +31,7 @@ import requests
 
 from local.stack import LocalStack
 from tests.import_support import Reply, SourceServer, png_of_size
+from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -267,7 +268,9 @@ def world() -> Iterator[FaultyWorld]:
     with SourceServer() as source:
         overrides = {"IMPORT_ALLOWED_DESTINATIONS": source.authority, "IMPORT_TIMEOUT_SECONDS": "20"}
         with (
-            LocalStack(s3_port=0, api_port=0, env_overrides=overrides, s3_events=False) as stack,
+            LocalStack(
+                s3_port=0, api_port=0, env_overrides=overrides, s3_events=False, parameter_overrides=GENEROUS_LIMITS
+            ) as stack,
             FaultProxy(stack.s3_endpoint) as proxy,
         ):
             assert stack.functions is not None

@@ -18,6 +18,7 @@ from api_client import ApiClient
 
 from local.stack import LocalStack
 from tests.import_support import Canary, Reply, SourceServer, drip, image_bytes, png_of_size, redirect
+from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,9 @@ def import_stack(source: SourceServer) -> Iterator[LocalStack]:
         "IMPORT_TIMEOUT_SECONDS": "8",
     }
     # No S3 event loop: the validator would re-tag imported objects while a test reads them.
-    with LocalStack(s3_port=0, api_port=0, env_overrides=overrides, s3_events=False) as running:
+    with LocalStack(
+        s3_port=0, api_port=0, env_overrides=overrides, s3_events=False, parameter_overrides=GENEROUS_LIMITS
+    ) as running:
         yield running
 
 

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from local.stack import LocalStack
+from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ class Resources:
 
 @pytest.fixture(scope="module")
 def fuzz_stack() -> Iterator[LocalStack]:
-    with LocalStack(s3_port=0, api_port=0, s3_events=False) as running:
+    with LocalStack(s3_port=0, api_port=0, s3_events=False, parameter_overrides=GENEROUS_LIMITS) as running:
         yield running
 
 

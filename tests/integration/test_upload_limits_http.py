@@ -12,6 +12,7 @@ from api_client import ApiClient
 from upload_flow import MIB, create, pattern, put_part, sign
 
 from local.stack import LocalStack
+from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,9 @@ MAX_UPLOAD_BYTES = 6 * MIB
 @pytest.fixture(scope="module")
 def limited_stack() -> Iterator[LocalStack]:
     overrides = {"UrlExpirySeconds": str(URL_EXPIRY_SECONDS), "MaxUploadBytes": str(MAX_UPLOAD_BYTES)}
-    with LocalStack(s3_port=0, api_port=0, parameter_overrides=overrides, s3_events=False) as running:
+    with LocalStack(
+        s3_port=0, api_port=0, parameter_overrides={**GENEROUS_LIMITS, **overrides}, s3_events=False
+    ) as running:
         yield running
 
 

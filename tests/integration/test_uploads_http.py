@@ -67,7 +67,7 @@ def test_resume_sends_only_the_missing_parts(api: Any, s3: Any, bucket: str) -> 
 
 def test_list_unfinished_uploads_and_abort_leaves_nothing(api: Any, s3: Any, bucket: str) -> None:
     data = pattern(6 * MIB, seed=9)
-    upload = create(api, data)
+    upload = create(api, data, partSize=5 * MIB)
     assert put_part(sign(api, upload, [1])[1], data[: 5 * MIB]).status_code == 200
     mine = api.request("GET", "/uploads").json()["uploads"]
     assert upload["uploadId"] in {u["uploadId"] for u in mine}

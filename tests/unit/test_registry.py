@@ -145,15 +145,6 @@ def test_release_gives_everything_back_once_and_never_after_settling(registry: R
         registry.release(second, PlanState.OPEN)
 
 
-def test_stored_bytes_are_released_on_rejection_or_delete(registry: Registry) -> None:
-    registry.reserve(plan("k1", 10))
-    stored = registry.plan("k1")
-    assert stored is not None
-    registry.settle(stored, 10)
-    registry.release_stored("alice", 10)
-    assert registry.usage("alice").used_bytes == 0
-
-
 def test_open_plans_lists_reserving_plans_and_those_past_their_time(registry: Registry) -> None:
     registry.reserve(plan("soon", 1, expires_at=1_800_000_100))
     registry.reserve(plan("later", 1, expires_at=1_800_009_000))
@@ -196,14 +187,29 @@ def test_the_request_rate_is_counted_per_minute_with_retry_after(registry: Regis
 
 
 def test_a_key_keeps_its_first_version_and_refuses_any_other(registry: Registry) -> None:
+    key = "uploads/alice/f1/a.png"
     # Given a key whose first version is recorded
-    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v1", 10) is VersionClaim.FIRST
+    assert registry.claim_version(key, "v1", 10) is VersionClaim.FIRST
     # When S3 notifies about the same version again, it is the same file
-    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v1", 10) is VersionClaim.FIRST
+    assert registry.claim_version(key, "v1", 10) is VersionClaim.FIRST
     # When a second version arrives (a replayed form), it is refused
-    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v2", 99) is VersionClaim.SECOND
+    assert registry.claim_version(key, "v2", 99) is VersionClaim.SECOND
     # And the verdict is recorded once, for the first version only
-    assert registry.record_verdict("alice", "f1", "v2", "valid", None) is False
-    assert registry.record_verdict("alice", "f1", "v1", "rejected", "trailing-data") is True
-    assert registry.record_verdict("alice", "f1", "v1", "rejected", "trailing-data") is False
-    assert registry.claim_version("alice", "f1", "uploads/alice/f1/a.png", "v1", 10) is VersionClaim.AGAIN
+    assert registry.record_verdict(key, "v2", "valid", None) is False
+    assert registry.record_verdict(key, "v1", "rejected", "trailing-data") is True
+    assert registry.record_verdict(key, "v1", "rejected", "trailing-data") is False
+    assert registry.claim_version(key, "v1", 10) is VersionClaim.AGAIN
+
+
+def test_a_rejected_files_stored_bytes_leave_the_usage_once(registry: Registry) -> None:
+    registry.reserve(plan("k1", 10))
+    reserved = registry.plan("k1")
+    assert reserved is not None
+    registry.settle(reserved, 10)
+    settled = registry.plan("k1")
+    assert settled is not None and settled.stored_bytes == 10
+    assert registry.release_stored(settled) is True
+    assert registry.release_stored(settled) is False
+    assert registry.usage("alice").used_bytes == 0
+    final = registry.plan("k1")
+    assert final is not None and final.state is PlanState.REJECTED

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from upload_core.errors import UpstreamError
-from upload_core.registry import PlanState
+from upload_core.registry import PlanState, registry_for
 from upload_core.s3 import S3Gateway, build_s3_client
 from upload_core.settings import MIB, Settings
 from upload_core.sweeper import Sweeper
-from upload_core.uploads import UploadService, build_registry
+from upload_core.uploads import UploadService
 
 BUCKET = "unit-uploads"
 START = 1_800_000_000.0
@@ -39,7 +39,7 @@ def settings() -> Settings:
 @pytest.fixture
 def parts(settings: Settings, s3_client: Any, clock: Clock) -> tuple[UploadService, Sweeper]:
     gateway = S3Gateway(settings, client=build_s3_client(settings))
-    registry = build_registry(settings, clock)
+    registry = registry_for(settings, clock)
     return UploadService(settings, gateway, registry, clock=clock), Sweeper(settings, gateway, registry, clock=clock)
 
 

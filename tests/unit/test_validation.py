@@ -17,8 +17,10 @@ from upload_core.errors import NotFound, UpstreamError
 from upload_core.formats.errors import Reason
 from upload_core.image_types import GIF, IMAGE_TYPES, ImageType
 from upload_core.inspection import walker_for
+from upload_core.registry import registry_for
 from upload_core.s3 import S3Gateway
 from upload_core.settings import Settings
+from upload_core.uploads import UploadService
 from upload_core.validation import (
     Action,
     ObjectCreated,
@@ -485,10 +487,11 @@ def test_indexed_jpeg_trailers_follow_the_setting(settings: Settings, gateway: R
     [strict] = handle(make_service(settings, gateway), (key, version))
     assert strict.verdict is not None
     assert strict.verdict.reason == Reason.TRAILING_DATA
-    version = put(bucket, key, buffer.getvalue(), "image/jpeg")
-    [allowed] = handle(make_service(settings, gateway, ALLOW_INDEXED_JPEG_TRAILERS="true"), (key, version))
+    other_key = key_for("pair-again.jpg")  # a key's second version would be refused as such
+    version = put(bucket, other_key, buffer.getvalue(), "image/jpeg")
+    [allowed] = handle(make_service(settings, gateway, ALLOW_INDEXED_JPEG_TRAILERS="true"), (other_key, version))
     assert allowed.action == Action.TAGGED_VALID
-    assert tags_of(bucket, key, version)["upload-frames"] == "2"
+    assert tags_of(bucket, other_key, version)["upload-frames"] == "2"
 
 
 def test_a_read_failing_mid_stream_is_retried_not_judged(
@@ -511,3 +514,60 @@ def test_a_read_failing_mid_stream_is_retried_not_judged(
         handle(service, (key, version))
     assert tags_of(bucket, key, version) == PENDING
     assert versions_of(bucket, key) == [version]
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_a_second_version_under_a_key_is_removed_and_the_file_stays(service: ValidationService, bucket: Any) -> None:
+    # Given a key whose first version was validated
+    key = key_for("once.png")
+    first = put(bucket, key, corpus.png(), "image/png")
+    [valid] = handle(service, (key, first))
+    assert valid.action == Action.TAGGED_VALID
+    # When a replayed form stores a second (valid-looking) version under the same key
+    second = put(bucket, key, corpus.png(9, 9), "image/png")
+    [refused] = handle(service, (key, second))
+    # Then that version is deleted unread, and the first is the key's current, valid object again
+    assert refused.action == Action.DELETED and refused.bytes_read == 0
+    assert refused.verdict is not None and refused.verdict.reason == Reason.SECOND_VERSION
+    versions = bucket.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", [])
+    assert [v["VersionId"] for v in versions] == [first]
+    assert bucket.get_object(Bucket=BUCKET, Key=key)["VersionId"] == first
+    # And a redelivery of the first version's event changes nothing
+    [again] = handle(service, (key, first))
+    assert again.action == Action.ALREADY_DONE
+
+
+def test_the_verdict_settles_a_forms_reservation_or_releases_it(
+    settings: Settings, service: ValidationService, bucket: Any
+) -> None:
+    registry = registry_for(settings)
+    uploads = UploadService(settings, S3Gateway(settings, client=bucket), registry)
+    good = uploads.form("alice", filename="good.png", content_type="image/png", size=None)
+    bad = uploads.form("alice", filename="bad.png", content_type="image/png", size=None)
+    assert registry.usage("alice").uploads_in_flight == 2
+    good_body, bad_body = corpus.png(), corpus.png() + b"PK\x05\x06" + bytes(18)
+    good_version = put(bucket, good.key, good_body, "image/png")
+    bad_version = put(bucket, bad.key, bad_body, "image/png")
+    handle(service, (good.key, good_version), (bad.key, bad_version))
+    handle(service, (good.key, good_version), (bad.key, bad_version))  # delivered twice
+    usage = registry.usage("alice")
+    assert (usage.stored_bytes, usage.reserved_bytes, usage.uploads_in_flight) == (len(good_body), 0, 0)
+
+
+def test_a_rejected_multipart_uploads_bytes_leave_the_usage(
+    settings: Settings, service: ValidationService, bucket: Any
+) -> None:
+    registry = registry_for(settings)
+    uploads = UploadService(settings, S3Gateway(settings, client=bucket), registry)
+    body = corpus.png() + b"<script>alert(1)</script>"
+    started = uploads.start("alice", filename="x.png", content_type="image/png", size=len(body))
+    bucket.upload_part(Bucket=BUCKET, Key=started.key, UploadId=started.upload_id, PartNumber=1, Body=body)
+    uploads.complete("alice", started.upload_id, started.key)
+    assert registry.usage("alice").stored_bytes == len(body)
+    version = bucket.head_object(Bucket=BUCKET, Key=started.key)["VersionId"]
+    [outcome] = handle(service, (started.key, version))
+    assert outcome.verdict is not None and outcome.verdict.reason == Reason.TRAILING_DATA
+    handle(service, (started.key, version))
+    assert registry.usage("alice").used_bytes == 0

@@ -180,6 +180,8 @@ def test_validator_policy_is_least_privilege(function: dict[str, Any], environme
             "s3:DeleteObjectVersion",
         },
         quarantine: {"s3:PutObject", "s3:PutObjectTagging"},
+        # Each key's first version and verdict, and the plan and usage a verdict settles.
+        "${RegistryTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     }
 
 

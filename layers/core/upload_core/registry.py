@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from upload_core.errors import TooLarge, TooManyRequests, UploadError, UpstreamError
+from upload_core.settings import Settings
 
 OPEN_PLANS_INDEX = "OpenPlans"
 # The sparse index's partition: few writes per second each, spread over shards.
@@ -49,6 +50,7 @@ class PlanState(StrEnum):
     ABORTED = "aborted"
     EXPIRED = "expired"
     REFUSED = "refused"  # the stored bytes broke the plan; the upload was aborted
+    REJECTED = "rejected"  # stored, then rejected by the validator: its bytes left the usage
 
 
 class PlanKind(StrEnum):
@@ -139,6 +141,16 @@ def build_registry_client(region: str) -> Any:
     # The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the local stack sets it).
     config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3, read_timeout=5)
     return boto3.client("dynamodb", region_name=region, config=config)
+
+
+def registry_for(settings: Settings, clock: Callable[[], float] = time.time) -> Registry:
+    """The registry the settings name, with their default per-owner limits."""
+    return Registry(
+        settings.registry_table,
+        UsageDefaults(quota_bytes=settings.default_user_quota_bytes, max_uploads=settings.max_concurrent_uploads),
+        region=settings.region,
+        clock=clock,
+    )
 
 
 class Registry:
@@ -385,15 +397,43 @@ class Registry:
             raise registry_error(error) from error
         return True
 
-    def release_stored(self, owner: str, size: int) -> None:
-        """Stored bytes leave the owner's usage (a rejected or deleted file)."""
-        self._call(
-            "update_item",
-            TableName=self._table,
-            Key=_key(_owner_pk(owner), "USAGE"),
-            UpdateExpression="ADD usedBytes :minus, storedBytes :minus",
-            ExpressionAttributeValues={":minus": _n(-size)},
-        )
+    def release_stored(self, plan: UploadPlan, state: PlanState = PlanState.REJECTED) -> bool:
+        """A settled plan's stored bytes leave the owner's usage (the file was rejected or
+        deleted), once: False when they already had."""
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": _key(_plan_pk(plan.key), "PLAN"),
+                            "UpdateExpression": "SET #state = :state, finishedAt = :now",
+                            "ConditionExpression": "#state = :completed",
+                            "ExpressionAttributeNames": {"#state": "state"},
+                            "ExpressionAttributeValues": {
+                                ":state": _s(state),
+                                ":completed": _s(PlanState.COMPLETED),
+                                ":now": _n(self.now()),
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": _key(_owner_pk(plan.owner), "USAGE"),
+                            "UpdateExpression": "ADD usedBytes :minus, storedBytes :minus",
+                            "ExpressionAttributeValues": {":minus": _n(-(plan.stored_bytes or 0))},
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if _error_code(error) == "TransactionCanceledException" and _cancelled_on(error, 0):
+                return False
+            raise registry_error(error) from error
+        except BotoCoreError as error:
+            raise registry_error(error) from error
+        return True
 
     def open_plans(self, *, expired_before: int | None = None) -> Iterator[UploadPlan]:
         """Plans that still hold a reservation (only those whose time is up when
@@ -420,12 +460,12 @@ class Registry:
                 params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # --- files ------------------------------------------------------------------------------------
-    def claim_version(self, owner: str, file_id: str, key: str, version_id: str, size: int) -> VersionClaim:
+    def claim_version(self, key: str, version_id: str, size: int) -> VersionClaim:
         """Record ``version_id`` as the one version of ``key``, unless another version holds it.
 
         A key's content must never change once stored (a replayed form, a second PUT): the
         first version to be recorded is the file, any other is refused by the caller."""
-        item_key = _key(_owner_pk(owner), f"FILE#{file_id}")
+        item_key = _key(_file_pk(key), "VERSION")
         try:
             self.client.update_item(
                 TableName=self._table,
@@ -449,10 +489,10 @@ class Registry:
         except BotoCoreError as error:
             raise registry_error(error) from error
         # Redelivered after the verdict was recorded: nothing is left to do for this version.
-        item = self._get(_owner_pk(owner), f"FILE#{file_id}") or {}
+        item = self._get(_file_pk(key), "VERSION") or {}
         return VersionClaim.AGAIN if item.get("verdictAt") else VersionClaim.FIRST
 
-    def record_verdict(self, owner: str, file_id: str, version_id: str, status: str, reason: str | None) -> bool:
+    def record_verdict(self, key: str, version_id: str, status: str, reason: str | None) -> bool:
         """Record the validator's verdict on the file's version, once: True only for the call
         that recorded it (so usage is released and the verdict published exactly once)."""
         values: dict[str, Any] = {
@@ -467,7 +507,7 @@ class Registry:
         try:
             self.client.update_item(
                 TableName=self._table,
-                Key=_key(_owner_pk(owner), f"FILE#{file_id}"),
+                Key=_key(_file_pk(key), "VERSION"),
                 UpdateExpression=expression,
                 ConditionExpression="versionId = :version AND attribute_not_exists(verdictAt)",
                 ExpressionAttributeNames={"#status": "status"},
@@ -545,6 +585,10 @@ def _plan_of(item: Mapping[str, Any]) -> UploadPlan:
 
 def _plan_pk(key: str) -> str:
     return f"PLAN#{key}"
+
+
+def _file_pk(key: str) -> str:
+    return f"FILE#{key}"
 
 
 def _owner_pk(owner: str) -> str:

@@ -16,10 +16,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from upload_core.errors import NotFound, UploadError
 from upload_core.observability import logger, metrics
-from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan
+from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, registry_for
 from upload_core.s3 import S3Gateway
 from upload_core.settings import Settings
-from upload_core.uploads import build_registry
 
 
 @dataclass(slots=True)
@@ -47,7 +46,7 @@ class Sweeper:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._s3 = s3 or S3Gateway(settings)
-        self._registry = registry or build_registry(settings, clock)
+        self._registry = registry or registry_for(settings, clock)
         self._clock = clock
 
     def sweep(self) -> SweepReport:

@@ -20,7 +20,7 @@ from upload_core import keys, object_meta, parts
 from upload_core.content_types import ensure_allowed
 from upload_core.errors import Conflict, InvalidRequest, NotFound, TooLarge, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger, metrics
-from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, UsageDefaults
+from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, registry_for
 from upload_core.s3 import CHECKSUM_ALGORITHMS, PendingUpload, S3Gateway, UploadedPart
 from upload_core.settings import S3_MAX_PARTS, S3_MIN_PART_SIZE, Settings
 
@@ -101,7 +101,7 @@ class UploadService:
     ) -> None:
         self._settings = settings
         self._s3 = s3 or S3Gateway(settings)
-        self._registry = registry or build_registry(settings, clock)
+        self._registry = registry or registry_for(settings, clock)
         self._clock = clock
 
     @property
@@ -445,15 +445,6 @@ class UploadService:
 
     def _expires_at(self, seconds: int) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC).replace(microsecond=0) + timedelta(seconds=seconds)
-
-
-def build_registry(settings: Settings, clock: Callable[[], float] = time.time) -> Registry:
-    return Registry(
-        settings.registry_table,
-        UsageDefaults(quota_bytes=settings.default_user_quota_bytes, max_uploads=settings.max_concurrent_uploads),
-        region=settings.region,
-        clock=clock,
-    )
 
 
 def _highest_part(plan: UploadPlan) -> int:

@@ -38,9 +38,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from upload_core.errors import NotFound
+from upload_core.formats.errors import Reason
 from upload_core.inspection import Verdict, inspect
 from upload_core.object_meta import REASON_TAG, STATUS_REJECTED, STATUS_TAG, STATUS_VALID
 from upload_core.observability import logger, metrics, tracer
+from upload_core.registry import PlanState, Registry, VersionClaim, registry_for
 from upload_core.s3 import ObjectHead, S3Gateway
 from upload_core.settings import GIB, Settings
 from upload_core.validator_settings import QuarantineAction, ValidatorSettings
@@ -119,10 +121,17 @@ def merge_tags(existing: Mapping[str, str], ours: Mapping[str, str]) -> dict[str
 
 
 class ValidationService:
-    def __init__(self, settings: Settings, config: ValidatorSettings, s3: S3Gateway | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: ValidatorSettings,
+        s3: S3Gateway | None = None,
+        registry: Registry | None = None,
+    ) -> None:
         self._settings = settings
         self._config = config
         self._s3 = s3 or S3Gateway(settings)
+        self._registry = registry or registry_for(settings)
 
     # The response holds object keys (user file names): kept out of trace metadata.
     @tracer.capture_method(capture_response=False)
@@ -142,6 +151,38 @@ class ValidationService:
         head = self._s3.head_object(key, version_id)
         if head is None:
             return Outcome(key, version_id, Action.GONE)
+        if version_id is not None and self._registry.claim_version(key, version_id, head.size) is VersionClaim.SECOND:
+            return self._refuse_second_version(key, version_id)
+        outcome = self._judge(key, version_id, head)
+        if outcome.action is not Action.GONE:
+            self._settle_usage(key, valid=outcome.action in _STORED_ACTIONS, size=head.size)
+        if version_id is not None and outcome.verdict is not None:
+            self._registry.record_verdict(key, version_id, outcome.verdict.status, outcome.verdict.reason.value)
+        return outcome
+
+    def _refuse_second_version(self, key: str, version_id: str) -> Outcome:
+        """Another version under a key that has its file: never served, never read, removed
+        (by version id, so the file's own version stays the current one)."""
+        self._s3.put_tags(key, {STATUS_TAG: STATUS_REJECTED, REASON_TAG: Reason.SECOND_VERSION.value}, version_id)
+        self._s3.delete_object(key, version_id)
+        return Outcome(key, version_id, Action.DELETED, Verdict(STATUS_REJECTED, Reason.SECOND_VERSION))
+
+    def _settle_usage(self, key: str, *, valid: bool, size: int) -> None:
+        """The verdict settles the key's plan: a form's reservation becomes stored bytes (or is
+        released when rejected), a completed upload's stored bytes leave the usage when rejected.
+        Each step happens once, however often the event is delivered."""
+        plan = self._registry.plan(key)
+        if plan is None:
+            return  # no plan (an import, or an object older than the registry): nothing reserved
+        if plan.holds_reservation:
+            if valid:
+                self._registry.settle(plan, size)
+            else:
+                self._registry.release(plan, PlanState.REFUSED)
+        elif plan.state is PlanState.COMPLETED and not valid:
+            self._registry.release_stored(plan)
+
+    def _judge(self, key: str, version_id: str | None, head: ObjectHead) -> Outcome:
         tags = self._s3.get_tags(key, version_id)
         status = tags.get(STATUS_TAG)
         if status == STATUS_VALID:
@@ -214,6 +255,9 @@ class ValidationService:
             logger.info("validation outcome", extra=fields)
         return outcome
 
+
+# The object stays where it was stored (unreadable when untaggable, but stored all the same).
+_STORED_ACTIONS = frozenset({Action.TAGGED_VALID, Action.ALREADY_DONE, Action.UNTAGGABLE})
 
 _ACTION_METRICS = {
     Action.TAGGED_VALID: "ObjectsValid",

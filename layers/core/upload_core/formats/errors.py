@@ -32,6 +32,9 @@ class Reason(StrEnum):
     TOO_MANY_FRAMES = "too-many-frames"
     # More bytes of metadata, comments and unknown chunks than StructureLimits.max_metadata_bytes.
     TOO_MUCH_METADATA = "too-much-metadata"
+    # Another version was stored under a key that already has its file (a replayed form):
+    # a key's content never changes, so this one is removed unread.
+    SECOND_VERSION = "second-version"
 
 
 class StructureError(Exception):
