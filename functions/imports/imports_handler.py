@@ -57,7 +57,14 @@ def remaining_ms() -> int | None:
 
 @app.post("/imports", summary="Import an image from a URL")
 def create_import(request: Annotated[CreateImportRequest, Body()]) -> Response[str]:
-    imported = service().import_url(caller_id(), request.url, filename=request.filename, remaining_ms=remaining_ms())
+    imported = service().import_url(
+        caller_id(),
+        request.url,
+        filename=request.filename,
+        remaining_ms=remaining_ms(),
+        # A retry after a gateway timeout sends the same key and gets the same object back.
+        idempotency_key=app.current_event.headers.get("idempotency-key"),
+    )
     body: dict[str, Any] = {
         "key": imported.key,
         "size": imported.size,

@@ -13,6 +13,9 @@ GIB = 1024 * MIB
 S3_MIN_PART_SIZE = 5 * MIB
 S3_MAX_PART_SIZE = 5 * GIB
 S3_MAX_PARTS = 10_000
+# Part URLs one response may carry: about 2.5 KB of JSON each with a Lambda session token (3.4 KB
+# with a 2,000-character token), so 1,000 stay under 3.5 MB of Lambda's 6 MB response limit.
+MAX_SIGNED_PARTS_PER_RESPONSE = 1_000
 S3_MAX_OBJECT_SIZE = S3_MAX_PART_SIZE * S3_MAX_PARTS  # ~48.8 TiB
 S3_MAX_SINGLE_PUT = 5 * GIB
 # A SigV4 presigned URL lives at most 7 days.
@@ -90,8 +93,11 @@ class Settings:
             raise SettingsError(f"MAX_FORM_UPLOAD_BYTES must be at most {S3_MAX_SINGLE_PUT} (S3's limit)")
         if self.url_expiry_seconds > S3_MAX_PRESIGN_SECONDS:
             raise SettingsError(f"URL_EXPIRY_SECONDS must be at most {S3_MAX_PRESIGN_SECONDS} (7 days)")
-        if self.max_parts_per_request > S3_MAX_PARTS:
-            raise SettingsError(f"MAX_PARTS_PER_REQUEST must be at most {S3_MAX_PARTS}")
+        if self.max_parts_per_request > MAX_SIGNED_PARTS_PER_RESPONSE:
+            raise SettingsError(
+                f"MAX_PARTS_PER_REQUEST must be at most {MAX_SIGNED_PARTS_PER_RESPONSE}"
+                " (more signed URLs would approach Lambda's 6 MB response limit)"
+            )
         if self.s3_max_attempts > S3_MAX_CLIENT_ATTEMPTS:
             raise SettingsError(f"S3_MAX_ATTEMPTS must be at most {S3_MAX_CLIENT_ATTEMPTS}")
         if not self.allowed_content_types:
