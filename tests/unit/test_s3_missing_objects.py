@@ -130,7 +130,9 @@ def status_and_code(error: UploadError) -> tuple[int, str]:
 # ----------------------------------------------------------------------------- completing an aborted upload
 
 
-def test_completing_an_aborted_upload_is_404_when_missing_objects_read_as_404(settings: Settings, s3: RecordedS3) -> None:
+def test_completing_an_aborted_upload_is_404_when_missing_objects_read_as_404(
+    settings: Settings, s3: RecordedS3
+) -> None:
     # Given an upload that was aborted: no upload any more, and no object at its key
     s3.answer("ListParts", NO_SUCH_UPLOAD).answer("HeadObject", HEAD_NOT_FOUND)
     service = UploadService(settings, S3Gateway(settings, s3.client))
