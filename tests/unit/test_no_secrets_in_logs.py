@@ -12,10 +12,11 @@ from __future__ import annotations
 import ast
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -47,11 +48,12 @@ def debug_logs(s3_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[io.S
     logger.setLevel("DEBUG")
     # Every line the shared Logger writes, JSON-formatted as on Lambda.
     captured = io.StringIO()
-    previous_stream = logger.registered_handler.setStream(captured)
+    handler = cast(logging.StreamHandler, logger.registered_handler)  # type: ignore[type-arg]
+    previous_stream = handler.setStream(captured)
     uploads_handler.service.cache_clear()
     companion_routes.service.cache_clear()
     yield captured
-    logger.registered_handler.setStream(previous_stream)
+    handler.setStream(previous_stream)
     logger.setLevel(previous)
     uploads_handler.service.cache_clear()
     companion_routes.service.cache_clear()
