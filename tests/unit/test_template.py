@@ -563,8 +563,12 @@ def test_every_use_of_the_bucket_name_is_the_same_expression(template: dict[str,
         if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str) and "BucketNamePrefix" in node["Fn::Sub"]
     ]
     assert uses, "the bucket name is used nowhere"
+    # The access log bucket is named after the upload bucket (tests/unit/test_operations_template.py).
+    log_bucket_name = "${BucketNamePrefix}-logs-${AWS::AccountId}-${AWS::Region}"
     for text in uses:
-        assert text in (BUCKET_NAME_EXPR, BUCKET_ARN_EXPR) or text.startswith(BUCKET_ARN_EXPR + "/"), text
+        assert text in (BUCKET_NAME_EXPR, BUCKET_ARN_EXPR, log_bucket_name) or text.startswith(BUCKET_ARN_EXPR + "/"), (
+            text
+        )
 
 
 @pytest.mark.parametrize(
