@@ -3,7 +3,7 @@
 Plain assertions on the template as written: authentication by default, alarms and their metrics,
 throttling, tracing without responses, timeouts inside the gateway's, bounded responses, S3
 permissions that let a missing object read as 404, retention and lifecycle, encryption and access
-logs. tests/infrastructure/test_operations_template.py checks the SAM-translated template.
+logs. tests/infrastructure/test_translated_operations.py checks the SAM-translated template.
 """
 
 from __future__ import annotations
