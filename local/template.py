@@ -432,9 +432,17 @@ class Template:
     # ---- the upload bucket
 
     def bucket_logical_id(self) -> str:
+        """The upload bucket: the template's only bucket, or the one that sends notifications
+        (others, such as the access-log bucket, are not emulated)."""
         buckets = self.resources_of_type(BUCKET_TYPE)
+        if len(buckets) > 1:
+            buckets = {
+                logical_id: bucket
+                for logical_id, bucket in buckets.items()
+                if "NotificationConfiguration" in (bucket.get("Properties") or {})
+            }
         if len(buckets) != 1:
-            raise TemplateError(f"expected exactly one {BUCKET_TYPE} in the template, found {len(buckets)}")
+            raise TemplateError(f"expected one upload {BUCKET_TYPE} (the one with notifications), found {len(buckets)}")
         return next(iter(buckets))
 
     def bucket_name(self, parameter_overrides: Mapping[str, str] | None = None) -> str:

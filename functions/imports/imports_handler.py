@@ -34,6 +34,11 @@ def remaining_ms() -> int | None:
     return context.get_remaining_time_in_millis() if context is not None else None
 
 
+def idempotency_key_header() -> str | None:
+    """The optional Idempotency-Key header (remote_import checks its shape)."""
+    return app.current_event.headers.get("idempotency-key")
+
+
 @app.post(
     "/imports",
     summary="Import an image from a URL",
@@ -43,8 +48,16 @@ def create_import(
     request: Annotated[CreateImportRequest, Body()],
     caller: Annotated[str, Depends(caller_id)],
     service: Annotated[RemoteImportService, Depends(import_service)],
+    idempotency_key: Annotated[str | None, Depends(idempotency_key_header)],
 ) -> Response[ImportedOut]:
-    imported = service.import_url(caller, request.url, filename=request.filename, remaining_ms=remaining_ms())
+    imported = service.import_url(
+        caller,
+        request.url,
+        filename=request.filename,
+        remaining_ms=remaining_ms(),
+        # A retry after a gateway timeout sends the same key and gets the same object back.
+        idempotency_key=idempotency_key,
+    )
     return Response(
         status_code=int(HTTPStatus.CREATED),
         content_type=content_types.APPLICATION_JSON,

@@ -221,3 +221,33 @@ def test_an_import_needs_a_token(api: ApiClient, source: SourceServer) -> None:
 def test_a_body_without_url_is_400(api: ApiClient) -> None:
     response = api.request("POST", "/imports", json={"filename": "x.png"})
     assert (response.status_code, response.json()["code"]) == (400, "InvalidRequest")
+
+
+def test_a_retry_with_the_same_idempotency_key_stores_one_object(
+    api: ApiClient, s3: Any, bucket: str, source: SourceServer
+) -> None:
+    # Given an import whose client retries it (a gateway timeout) with the same Idempotency-Key
+    source.routes["/idempotent.png"] = Reply(body=[png_of_size(9 * MIB)])
+    headers = {"Idempotency-Key": "7f3c2a10-retry"}
+    url = source.url("/idempotent.png")
+    first = api.request("POST", "/imports", json={"url": url}, user="retrier", headers=headers)
+    # When the retry arrives
+    again = api.request("POST", "/imports", json={"url": url}, user="retrier", headers=headers)
+    # Then both answers name the same object, of which the bucket holds one version
+    assert first.status_code == 201, first.text
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="uploads/retrier/").get("Versions", [])
+    assert [version["Key"] for version in versions] == [first.json()["key"]]
+    # And a new key is a new import
+    other = api.request("POST", "/imports", json={"url": url}, user="retrier", headers={"Idempotency-Key": "other"})
+    assert other.status_code == 201 and other.json()["key"] != first.json()["key"]
+
+
+def test_a_malformed_idempotency_key_is_400(api: ApiClient, source: SourceServer) -> None:
+    source.routes["/never.png"] = Reply(body=[image_bytes("PNG")])
+    response = api.request(
+        "POST", "/imports", json={"url": source.url("/never.png")}, headers={"Idempotency-Key": "x" * 256}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "InvalidIdempotencyKey"

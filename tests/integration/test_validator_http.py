@@ -68,7 +68,12 @@ def test_the_stack_feeds_the_validation_queue_to_the_validator(stack: LocalStack
     # with the template's batch size and partial-failure reporting
     assert stack.events is not None
     (subscription,) = [s for s in stack.events.subscriptions if s.function_logical_id == "ValidatorFunction"]
-    assert (subscription.kind, subscription.batch_size, subscription.report_batch_item_failures) == ("sqs", 10, True)
+    batch_size = int(stack.template.parameters()["ValidatorBatchSize"])  # the Parameter's default
+    assert (subscription.kind, subscription.batch_size, subscription.report_batch_item_failures) == (
+        "sqs",
+        batch_size,
+        True,
+    )
     assert subscription.queue_url == stack.resource_values["ValidationQueue"]
 
 

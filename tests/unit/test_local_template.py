@@ -287,12 +287,17 @@ def test_bucket_properties_resolve_and_lifecycle_rules_take_s3_api_shape() -> No
     assert template_from(BASE).bucket_name() == "demo-000000000000-us-east-1"
 
 
-def test_the_single_bucket_is_found_and_more_than_one_is_an_error() -> None:
+def test_the_upload_bucket_is_the_only_one_or_the_one_that_notifies() -> None:
     template = template_from(BASE)
     assert template.bucket_logical_id() == "Bucket"
+    # Given a second bucket (access logs) that sends no notifications, the notifying one is chosen
     document = load_yaml(dedent(BASE))
-    document["Resources"]["Second"] = {"Type": "AWS::S3::Bucket"}
-    with pytest.raises(TemplateError, match="exactly one AWS::S3::Bucket"):
+    document["Resources"]["Bucket"].setdefault("Properties", {})["NotificationConfiguration"] = {}
+    document["Resources"]["Logs"] = {"Type": "AWS::S3::Bucket"}
+    assert Template(document, Path("/repo")).bucket_logical_id() == "Bucket"
+    # Two buckets and no way to tell them apart is an error
+    document["Resources"]["Bucket"]["Properties"].pop("NotificationConfiguration")
+    with pytest.raises(TemplateError, match="one upload AWS::S3::Bucket"):
         Template(document, Path("/repo")).bucket_logical_id()
 
 

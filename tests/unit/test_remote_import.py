@@ -543,3 +543,109 @@ def test_logs_show_the_url_without_its_query(
     assert logged["import blocked"]["source_url"] == "http://127.0.0.1:9/x"
     assert logged["import blocked"]["reason"] == "port"
     assert "topsecret" not in repr([vars(record) for record in caplog.records])
+
+
+# ------------------------------------------------------------------------------------------ idempotency
+
+
+def _versions(importer: Importer) -> list[str]:
+    listing = importer.s3_client.list_object_versions(Bucket=importer.settings.bucket_name, Prefix="uploads/")
+    return [item["Key"] for item in listing.get("Versions", [])]
+
+
+@pytest.mark.parametrize("size", [1024, 12 * MIB], ids=["single-put", "multipart"])
+def test_a_retry_with_the_same_idempotency_key_returns_the_first_object(
+    importer: Importer, source: SourceServer, size: int
+) -> None:
+    # Given an import that completed while its client had already given up (gateway timeout)
+    source.routes["/retry.png"] = Reply(body=[png_of_size(size)])
+    service = importer.service()
+    first = service.import_url(OWNER, source.url("/retry.png"), idempotency_key="import-42")
+    # When the client retries with the same Idempotency-Key
+    again = service.import_url(OWNER, source.url("/retry.png"), idempotency_key="import-42")
+    # Then it gets the same object back and the bucket holds one version of it, nothing pending
+    assert (again.key, again.size, again.etag, again.content_type) == (
+        first.key,
+        first.size,
+        first.etag,
+        first.content_type,
+    )
+    assert _versions(importer) == [first.key]
+    assert importer.pending_uploads() == []
+
+
+def test_idempotency_keys_are_per_caller_and_per_key(importer: Importer, source: SourceServer) -> None:
+    # Given one image imported under two idempotency keys, and by another caller under the first
+    source.routes["/a.png"] = Reply(body=[image_bytes("PNG")])
+    service = importer.service()
+    one = service.import_url(OWNER, source.url("/a.png"), idempotency_key="k1")
+    two = service.import_url(OWNER, source.url("/a.png"), idempotency_key="k2")
+    other = service.import_url("bob", source.url("/a.png"), idempotency_key="k1")
+    # Then each is its own object under its caller's prefix: nobody lands on another's key
+    assert len({one.key, two.key, other.key}) == 3
+    assert other.key.startswith("uploads/bob/")
+    assert sorted(_versions(importer)) == sorted([one.key, two.key, other.key])
+
+
+def test_without_an_idempotency_key_every_request_stores_a_new_object(importer: Importer, source: SourceServer) -> None:
+    source.routes["/n.png"] = Reply(body=[image_bytes("PNG")])
+    first, second = importer.run("/n.png"), importer.run("/n.png")
+    assert first.key != second.key
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "x" * 256, "caf\u00e9", "tab\tkey"])
+def test_a_malformed_idempotency_key_is_refused_before_fetching(
+    importer: Importer, source: SourceServer, bad: str
+) -> None:
+    source.routes["/never.png"] = Reply(body=[image_bytes("PNG")])
+    with pytest.raises(UploadError) as refused:
+        importer.service().import_url(OWNER, source.url("/never.png"), idempotency_key=bad)
+    assert (int(refused.value.status), refused.value.code) == (400, "InvalidIdempotencyKey")
+    assert source.requests == []
+    assert importer.nothing_left()
+
+
+class ConcurrentAttempt(S3Gateway):
+    """An attempt with the same Idempotency-Key stores the object just before this one finishes."""
+
+    def __init__(self, settings: Settings, client: Any, body: bytes) -> None:
+        super().__init__(settings, client=client)
+        self.body = body
+        self.aborted: list[str] = []
+
+    def _store_first(self, key: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=self.body, ContentType="image/png")
+
+    def put_object(self, key: str, body: bytes, **kwargs: Any) -> Any:
+        self._store_first(key)
+        return super().put_object(key, body, **kwargs)
+
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: Any, **kwargs: Any) -> Any:
+        self._store_first(key)
+        return super().complete_multipart_upload(key, upload_id, parts, **kwargs)
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        self.aborted.append(upload_id)
+        return super().abort_multipart_upload(key, upload_id)
+
+
+@pytest.mark.parametrize("size", [1024, 12 * MIB], ids=["single-put", "multipart"])
+def test_losing_the_race_to_a_concurrent_retry_returns_the_winners_object(
+    importer: Importer, source: SourceServer, s3_client: Any, size: int
+) -> None:
+    # Given two attempts with the same Idempotency-Key, the other one storing first
+    data = png_of_size(size)
+    source.routes["/race.png"] = Reply(body=[data])
+    import_settings = ImportSettings.from_env(
+        {"IMPORT_ALLOWED_DESTINATIONS": source.authority, "IMPORT_PART_SIZE": str(PART)}
+    )
+    gateway = ConcurrentAttempt(importer.settings, s3_client, body=b"winner")
+    service = RemoteImportService(importer.settings, import_settings, s3=gateway)
+    # When this one finishes (If-None-Match refuses its write)
+    imported = service.import_url(OWNER, source.url("/race.png"), idempotency_key="race")
+    # Then it answers with the winner's object, leaves no second version and no pending upload
+    assert imported.size == len(b"winner")
+    assert importer.body(imported.key) == b"winner"
+    assert _versions(importer) == [imported.key]
+    assert importer.pending_uploads() == []
+    assert len(gateway.aborted) == (1 if size > PART else 0)

@@ -142,8 +142,17 @@ def test_the_sample_event_reaches_the_service_with_the_callers_identity() -> Non
     calls: list[dict[str, Any]] = []
 
     class Recorder:
-        def import_url(self, owner: str, url: str, *, filename: str | None, remaining_ms: int | None) -> ImportedObject:
+        def import_url(
+            self,
+            owner: str,
+            url: str,
+            *,
+            filename: str | None,
+            remaining_ms: int | None,
+            idempotency_key: str | None = None,
+        ) -> ImportedObject:
             calls.append({"owner": owner, "url": url, "filename": filename, "remaining_ms": remaining_ms})
+            assert idempotency_key is None  # the sample event sends no Idempotency-Key
             return ImportedObject(
                 key="uploads/user-123/k/sunset.jpg", size=3, content_type="image/jpeg", etag='"e"', source_url=url
             )

@@ -55,7 +55,12 @@ BUCKET_ARN_EXPR = f"arn:${{AWS::Partition}}:s3:::{BUCKET_NAME_EXPR}"
 UPLOAD_PREFIX = "uploads"
 OBJECTS_ARN_EXPR = f"{BUCKET_ARN_EXPR}/{UPLOAD_PREFIX}/*"
 
-PSEUDO_PARAMETERS = {"AWS::AccountId": "123456789012", "AWS::Region": REGION, "AWS::Partition": "aws"}
+PSEUDO_PARAMETERS = {
+    "AWS::AccountId": "123456789012",
+    "AWS::Region": REGION,
+    "AWS::Partition": "aws",
+    "AWS::StackName": "s3-direct-upload",
+}
 
 # --------------------------------------------------------------------------- helpers
 
@@ -222,7 +227,17 @@ def test_jwt_authorizer_reads_issuer_and_audience_from_parameters(resources: dic
     auth = resources["HttpApi"]["Properties"]["Auth"]
     authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
     assert authorizer["IdentitySource"] == "$request.header.Authorization"
-    assert authorizer["JwtConfiguration"] == {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}}
+    # The Parameters when an external issuer is given, the stack's own user pool otherwise.
+    assert authorizer["JwtConfiguration"] == {
+        "issuer": {
+            "Fn::If": [
+                "CreateUserPool",
+                {"Fn::Sub": "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${UserPool}"},
+                {"Ref": "JwtIssuer"},
+            ]
+        },
+        "audience": {"Fn::If": ["CreateUserPool", [{"Ref": "UserPoolClient"}], {"Ref": "JwtAudience"}]},
+    }
 
 
 @pytest.mark.parametrize("function_id", sorted(set(EXPECTED_ROUTES.values())))
@@ -330,8 +345,12 @@ def test_every_use_of_the_bucket_name_is_the_same_expression(template: dict[str,
         if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str) and "BucketNamePrefix" in node["Fn::Sub"]
     ]
     assert uses, "the bucket name is used nowhere"
+    # The access log bucket is named after the upload bucket (tests/unit/test_operations_template.py).
+    log_bucket_name = "${BucketNamePrefix}-logs-${AWS::AccountId}-${AWS::Region}"
     for text in uses:
-        assert text in (BUCKET_NAME_EXPR, BUCKET_ARN_EXPR) or text.startswith(BUCKET_ARN_EXPR + "/"), text
+        assert text in (BUCKET_NAME_EXPR, BUCKET_ARN_EXPR, log_bucket_name) or text.startswith(BUCKET_ARN_EXPR + "/"), (
+            text
+        )
 
 
 @pytest.mark.parametrize(
@@ -374,7 +393,8 @@ EXPECTED_PERMISSIONS = {
             "s3:GetObjectTagging",
         },
         f"{BUCKET_ARN_EXPR}/quarantine/{UPLOAD_PREFIX}/*": {"s3:GetObjectTagging"},
-        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads"},
+        # ListBucket only under an s3:prefix condition (tests/unit/test_operations_template.py).
+        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads", "s3:ListBucket"},
         # Plans, usage and request counters: items only, no scans, no deletes.
         REGISTRY_ARN_EXPR: {
             "dynamodb:GetItem",
@@ -385,13 +405,13 @@ EXPECTED_PERMISSIONS = {
     },
     "SweeperFunction": {
         OBJECTS_ARN_EXPR: {"s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:GetObject"},
-        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads"},
+        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads", "s3:ListBucket"},
         f"{REGISTRY_ARN_EXPR}/index/OpenPlans": {"dynamodb:Query"},
         REGISTRY_ARN_EXPR: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     },
     "ImportsFunction": {
-        OBJECTS_ARN_EXPR: {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"},
-        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads"},
+        OBJECTS_ARN_EXPR: {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:GetObject"},
+        BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads", "s3:ListBucket"},
     },
 }
 
@@ -438,7 +458,10 @@ def test_bucket_is_private_encrypted_versioned_and_browser_ready(resources: dict
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
     (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # SSE-S3 unless BucketKmsKeyArn names a key.
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == {
+        "Fn::If": ["UseBucketKmsKey", "aws:kms", "AES256"]
+    }
     (cors,) = bucket["CorsConfiguration"]["CorsRules"]
     # Browsers must read part ETags (Uppy stalls otherwise) and may send signed checksums.
     assert {"ETag", "Location"} <= set(cors["ExposedHeaders"])
@@ -545,7 +568,8 @@ def test_globals_pass_every_setting_from_its_parameter(template: dict[str, Any])
     for variable, parameter in SETTINGS_PARAMETERS.items():
         assert variables[variable] == {"Ref": parameter}, variable
     assert variables["UPLOAD_PREFIX"] == UPLOAD_PREFIX
-    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "S3DirectUpload"
+    # One namespace per stack, so environments sharing an account never mix their metrics.
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == {"Fn::Sub": "S3DirectUpload/${AWS::StackName}"}
 
 
 def test_each_function_names_its_service_and_imports_never_allow_private_destinations(

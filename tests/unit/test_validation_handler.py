@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import S3Model
-from lambda_fakes import FakeContext
+from lambda_fakes import FakeContext, s3_record, sqs_message
 
 import validator_handler
 from tests import image_corpus as corpus
@@ -49,56 +47,8 @@ def put_png(client: Any, key: str = KEY, bucket_name: str = BUCKET, data: bytes 
     return str(response["VersionId"])
 
 
-def s3_record(
-    key: str, version_id: str | None, bucket_name: str = BUCKET, event: str = "ObjectCreated:CompleteMultipartUpload"
-) -> dict[str, Any]:
-    """One record as S3 writes it: every field Powertools' S3 model requires, the key URL-encoded."""
-    s3_object: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1234, "eTag": "e-1", "sequencer": "01"}
-    if version_id is not None:
-        s3_object["versionId"] = version_id
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-12-02T10:00:00.000Z",
-        "eventName": event,
-        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:uploads"},
-        "requestParameters": {"sourceIPAddress": "203.0.113.7"},
-        "responseElements": {"x-amz-request-id": "R1", "x-amz-id-2": "I2"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "ValidateUploads",
-            "bucket": {
-                "name": bucket_name,
-                "ownerIdentity": {"principalId": "O"},
-                "arn": f"arn:aws:s3:::{bucket_name}",
-            },
-            "object": s3_object,
-        },
-    }
-
-
 def s3_body(key: str, version_id: str, bucket_name: str = BUCKET) -> dict[str, Any]:
     return {"Records": [s3_record(key, version_id, bucket_name)]}
-
-
-def sqs_message(body: str) -> dict[str, Any]:
-    return {
-        "messageId": str(uuid.uuid4()),
-        "receiptHandle": "handle",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1795622712345",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1795622712400",
-        },
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:validation",
-        "awsRegion": "us-east-1",
-    }
 
 
 def status_of(client: Any, key: str, version_id: str, bucket_name: str = BUCKET) -> str | None:

@@ -5,10 +5,18 @@ a multipart upload once a byte beyond it shows the object needs more than one pa
 fits in one part is stored with a single PutObject. Any failure after a multipart upload was
 started aborts it, so nothing is left behind (the bucket's lifecycle rule is the backstop for a
 Lambda that is killed mid-import).
+
+Idempotency: a client that gave up waiting (API Gateway stops at 30 s) retries with the same
+``Idempotency-Key`` header. The key then decides the object's key (a hash of caller and
+idempotency key instead of a random id), the object is written only if nothing is there yet
+(If-None-Match), and a retry that finds it, before or after fetching, returns it instead of
+storing a second copy.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +27,7 @@ from urllib.parse import quote, unquote
 from aws_lambda_powertools.metrics import MetricUnit
 
 from upload_core import keys, object_meta
-from upload_core.errors import UnsupportedType, UploadError, UpstreamTimeout
+from upload_core.errors import Conflict, InvalidRequest, UnsupportedType, UploadError, UpstreamTimeout
 from upload_core.image_types import SNIFF_BYTES, ImageType, looks_like_active_content, sniff_image_type
 from upload_core.import_settings import ImportSettings
 from upload_core.observability import logger, metrics
@@ -34,6 +42,8 @@ CLEANUP_RESERVE_SECONDS = 3.0
 READ_SIZE = 256 * 1024
 MAX_SOURCE_URL_META_CHARS = 512
 DEFAULT_FILENAME = "image"
+# Like the IETF draft's Idempotency-Key: an opaque client token; printable ASCII, no spaces.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +77,21 @@ class RemoteImportService:
         *,
         filename: str | None = None,
         remaining_ms: int | None = None,
+        idempotency_key: str | None = None,
     ) -> ImportedObject:
         """Fetch `url` into `uploads/{owner}/...`. `remaining_ms` is the Lambda's remaining time,
-        which caps the deadline. Raises the domain errors listed in docs/imports.md."""
+        which caps the deadline. With `idempotency_key`, repeating the request returns the object
+        the first one stored. Raises the domain errors listed in docs/imports.md."""
         keys.owner_segment(owner)  # a caller without identity fails before any network access
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidRequest(
+                "the Idempotency-Key header must be 1 to 255 printable ASCII characters without spaces",
+                code="InvalidIdempotencyKey",
+            )
         started = self._clock()
         source = _log_url(url)
         try:
-            imported = self._import(owner, url, filename, remaining_ms)
+            imported = self._import(owner, url, filename, remaining_ms, idempotency_key)
         except DestinationBlocked as error:
             metrics.add_metric(name="ImportsBlocked", unit=MetricUnit.Count, value=1)
             metrics.add_metric(name=error.reason.metric_name, unit=MetricUnit.Count, value=1)
@@ -112,14 +129,23 @@ class RemoteImportService:
             raise UpstreamTimeout("not enough time is left to import the file", code="ImportTimeout")
         return budget
 
-    def _import(self, owner: str, url: str, filename: str | None, remaining_ms: int | None) -> ImportedObject:
+    def _import(
+        self, owner: str, url: str, filename: str | None, remaining_ms: int | None, idempotency_key: str | None
+    ) -> ImportedObject:
         deadline = Deadline(self._budget(remaining_ms), clock=self._clock)
         with self._fetcher.open(url, deadline) as remote:
             head = _read_head(remote)
             image = self._image_type(head)
             original_name = filename or _filename_from(remote.url)
-            key = keys.new_key(self._settings.upload_prefix, owner, _with_extension(original_name, image))
+            stored_name = _with_extension(original_name, image)
             source_url = _source_url(url)
+            if idempotency_key is None:
+                key = keys.new_key(self._settings.upload_prefix, owner, stored_name)
+            else:
+                key = idempotent_key(self._settings.upload_prefix, owner, idempotency_key, stored_name)
+                # A repeated request: the rest of the remote body is never read.
+                if (earlier := self._earlier_import(key, source_url)) is not None:
+                    return earlier
             writer = _StreamingWriter(
                 self._s3,
                 key,
@@ -135,11 +161,33 @@ class RemoteImportService:
                 while chunk := remote.read(READ_SIZE):
                     writer.write(chunk)
                 stored = writer.finish()
+            except Conflict:
+                writer.abort()
+                # If-None-Match lost the race against an attempt with the same Idempotency-Key.
+                earlier = self._earlier_import(key, source_url) if idempotency_key is not None else None
+                if earlier is None:
+                    raise
+                return earlier
             except BaseException:
                 writer.abort()
                 raise
         return ImportedObject(
             key=key, size=writer.size, content_type=image.mime, etag=stored.etag, source_url=source_url
+        )
+
+    def _earlier_import(self, key: str, source_url: str) -> ImportedObject | None:
+        """What an earlier request with the same Idempotency-Key stored at `key`, if anything."""
+        head = self._s3.head_object(key)
+        if head is None:
+            return None
+        metrics.add_metric(name="ImportsReplayed", unit=MetricUnit.Count, value=1)
+        logger.info("import repeated with the same idempotency key", extra={"key": key})
+        return ImportedObject(
+            key=key,
+            size=head.size,
+            content_type=head.content_type or "application/octet-stream",
+            etag=head.etag,
+            source_url=head.metadata.get(object_meta.SOURCE_URL_META, source_url),
         )
 
     def _image_type(self, head: bytes) -> ImageType:
@@ -153,6 +201,14 @@ class RemoteImportService:
         if image.mime not in self._settings.allowed_content_types:
             raise UnsupportedType(f"{image.mime} images are not allowed", code="UnsupportedContentType")
         return image
+
+
+def idempotent_key(upload_prefix: str, owner: str, idempotency_key: str, filename: str) -> str:
+    """The key a request with this Idempotency-Key stores to: the random upload id of
+    `keys.new_key` replaced by a hash of caller and idempotency key (the same 32 hex digits), so
+    that no other caller, and no other idempotency key, can land on it."""
+    digest = hashlib.sha256(f"{owner}\x00{idempotency_key}".encode()).hexdigest()[:32]
+    return f"{keys.owner_prefix(upload_prefix, owner)}{digest}/{keys.sanitize_filename(filename)}"
 
 
 def fetcher_for(

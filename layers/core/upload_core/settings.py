@@ -23,6 +23,9 @@ GIB = 1024 * MIB
 S3_MIN_PART_SIZE = 5 * MIB
 S3_MAX_PART_SIZE = 5 * GIB
 S3_MAX_PARTS = 10_000
+# Part URLs one response may carry: about 2.5 KB of JSON each with a Lambda session token (3.4 KB
+# with a 2,000-character token), so 1,000 stay under 3.5 MB of Lambda's 6 MB response limit.
+MAX_SIGNED_PARTS_PER_RESPONSE = 1_000
 S3_MAX_OBJECT_SIZE = S3_MAX_PART_SIZE * S3_MAX_PARTS  # ~48.8 TiB
 S3_MAX_SINGLE_PUT = 5 * GIB
 # A SigV4 presigned URL lives at most 7 days.
@@ -60,7 +63,10 @@ class Settings:
         S3_MAX_PART_SIZE, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE, validation_alias="MAX_PART_SIZE"
     )
     default_part_size: int = Field(8 * MIB, ge=S3_MIN_PART_SIZE, validation_alias="DEFAULT_PART_SIZE")
-    max_parts_per_request: int = Field(1000, ge=1, le=S3_MAX_PARTS, validation_alias="MAX_PARTS_PER_REQUEST")
+    # At most MAX_SIGNED_PARTS_PER_RESPONSE: more signed URLs would approach Lambda's 6 MB response.
+    max_parts_per_request: int = Field(
+        1000, ge=1, le=MAX_SIGNED_PARTS_PER_RESPONSE, validation_alias="MAX_PARTS_PER_REQUEST"
+    )
     quarantine_prefix: str = Field("quarantine", validation_alias="QUARANTINE_PREFIX")
     s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
     # The S3 client's patience. Its worst case, s3_max_attempts x (connect + read) plus the
