@@ -99,7 +99,8 @@ def lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     expiration = {
         name: value
         for name, value in (
-            ("Days", rule.get("ExpirationInDays")),
+            # A Parameter resolves to a string; S3's API wants a number.
+            ("Days", int(rule["ExpirationInDays"]) if "ExpirationInDays" in rule else None),
             ("ExpiredObjectDeleteMarker", rule.get("ExpiredObjectDeleteMarker")),
         )
         if value is not None

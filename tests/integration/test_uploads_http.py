@@ -194,7 +194,7 @@ def test_unicode_and_reserved_characters_in_filenames_survive_the_round_trip(
     api: Any, s3: Any, bucket: str, filename: str
 ) -> None:
     data = pattern(5 * MIB + 10, seed=len(filename))
-    upload = create(api, data, filename=filename)
+    upload = create(api, data, filename=filename, partSize=5 * MIB)
     assert upload["key"].rsplit("/", 1)[1]  # a sanitised, non-empty last segment
     signed = sign(api, upload, [1, 2])
     for number in (1, 2):
