@@ -5,15 +5,18 @@ The bucket's ``NotificationConfiguration.QueueConfigurations`` are applied to th
 (which then sends S3 events to the template's queues), and each function event ``Type: SQS`` gets
 a poller that invokes the function with batches of up to BatchSize records, deletes what succeeded
 (honouring ReportBatchItemFailures) and leaves the rest to the queue's visibility timeout and
-redrive policy, as Lambda's event source mapping does. Other event types (the template uses none)
-are reported as not emulated.
+redrive policy, as Lambda's event source mapping does. ``Type: Schedule`` events with a rate()
+expression (the sweeper) get a thread that invokes the function at that interval; other event
+types are reported as not emulated.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,8 @@ from local.resources import warn
 from local.template import LOCAL_REGION, FunctionSpec, Template
 
 POLL_WAIT_SECONDS = 1
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 Invoker = Callable[[str, Any], Invocation]
 
@@ -37,6 +42,38 @@ class Subscription:
     kind: str = "sqs"
     batch_size: int = 10
     report_batch_item_failures: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A function invoked every ``interval_seconds`` (an EventBridge ``rate(...)`` schedule)."""
+
+    function_logical_id: str
+    name: str
+    interval_seconds: float
+
+
+def rate_seconds(expression: str) -> float | None:
+    """The interval of a ``rate(N unit)`` expression; None for cron() (not emulated)."""
+    match = _RATE.match(expression.strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * _RATE_UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+def scheduled_event(rule_name: str) -> dict[str, Any]:
+    """The event an EventBridge schedule rule hands a function."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": LOCAL_REGION,
+        "resources": [f"arn:aws:events:{LOCAL_REGION}:000000000000:rule/local-{rule_name}"],
+        "detail": {},
+    }
 
 
 class EventSources:
@@ -63,6 +100,7 @@ class EventSources:
         self._values = dict(resource_values)
         self._overrides = parameter_overrides
         self.subscriptions: list[Subscription] = []
+        self.schedules: list[Schedule] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._in_flight = 0
@@ -76,6 +114,13 @@ class EventSources:
                 if event.get("Type") == "SQS":
                     properties = resolver.resolve(event.get("Properties") or {}, f"{spec.logical_id}.Events.{name}")
                     self._subscribe(spec.logical_id, properties)
+                elif event.get("Type") == "Schedule":
+                    properties = resolver.resolve(event.get("Properties") or {}, f"{spec.logical_id}.Events.{name}")
+                    interval = rate_seconds(str(properties.get("Schedule", "")))
+                    if interval is None:
+                        warn(f"{spec.logical_id}.Events.{name}: only rate() schedules are emulated")
+                    else:
+                        self.schedules.append(Schedule(spec.logical_id, name, interval))
                 elif event.get("Type") != "HttpApi":
                     warn(f"{spec.logical_id}.Events.{name}: event source {event.get('Type')} is not emulated")
         notifications = self._template.bucket_properties(self._values, self._overrides).get("NotificationConfiguration")
@@ -141,7 +186,23 @@ class EventSources:
             )
             thread.start()
             self._threads.append(thread)
+        for schedule in self.schedules:
+            thread = threading.Thread(
+                target=self._tick, args=(schedule,), name=f"schedule-{schedule.function_logical_id}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
         return self
+
+    def _tick(self, schedule: Schedule) -> None:
+        while not self._stop.wait(schedule.interval_seconds):
+            try:
+                invocation = self._invoke(schedule.function_logical_id, scheduled_event(schedule.name))
+            except Exception as error:  # the worker died: the next tick starts a new one
+                warn(f"{schedule.function_logical_id}: scheduled invocation failed: {error}")
+                continue
+            if not invocation.ok:
+                warn(f"{schedule.function_logical_id}: scheduled invocation failed: {invocation.error}")
 
     def stop(self) -> None:
         self._stop.set()

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from local.demo_site import DemoSite
-from local.events import EventSources
+from local.events import EventSources, scheduled_event
 from local.functions import Functions, LocalAws, LogSink
 from local.gateway import AccessLog, Gateway, GatewayServer, JwksVerifier
 from local.resources import provision
@@ -206,6 +206,14 @@ class LocalStack:
     def s3_client(self) -> Any:
         """boto3 S3 client for the embedded S3 (path style, SigV4, credentials test/test)."""
         return s3_client(self.s3_endpoint, self.region)
+
+    def run_scheduled(self, function_logical_id: str) -> Any:
+        """Invoke a scheduled function (the sweeper) now, as its schedule would; its result."""
+        assert self.functions is not None, "the stack is not running"
+        invocation = self.functions.invoke(function_logical_id, scheduled_event(f"{function_logical_id}-now"))
+        if not invocation.ok:
+            raise RuntimeError(f"{function_logical_id} failed: {invocation.error}")
+        return invocation.result
 
     def dynamodb_client(self) -> Any:
         return self._s3.dynamodb_client()
