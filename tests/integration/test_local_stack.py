@@ -218,7 +218,7 @@ def test_everything_listens_on_loopback_only(stack: LocalStack) -> None:
 
 def test_workers_get_the_template_environment_plus_local_endpoints(stack: LocalStack) -> None:
     assert stack.functions is not None
-    for spec in stack.template.functions(stack.resource_values):
+    for spec in stack.template.functions(stack.resource_values, stack.parameter_overrides):
         # When a worker of each function reports its environment
         described = stack.functions.pool(spec.logical_id).describe()
         environ = described["environ"]
