@@ -154,8 +154,10 @@ class EmbeddedS3:
             "SFTP_ENABLED": "0",
             "S3_DATA_DIR": str(data_dir),
             "S3_PERSIST": "1" if self._persist_dir else "0",
-            "PERSIST_STATE": "0",
-            "STATE_DIR": str(self._scratch / "state"),
+            # The registry (DynamoDB) must outlive a restart whenever the objects it counts do.
+            "PERSIST_STATE": "1" if self._persist_dir else "0",
+            # Beside the S3 data, not inside it (a directory there would read as a bucket).
+            "STATE_DIR": str(self._persist_dir.with_name("state") if self._persist_dir else self._scratch / "state"),
             "TMPDIR": str(self._scratch),  # its pid file goes here, not to /tmp
             "LOG_LEVEL": self._log_level,
             "PYTHONUNBUFFERED": "1",
