@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 from PIL import Image, features
 
-from upload_core.formats.errors import Reason
-from upload_core.formats.facts import StructureLimits
+from upload_core.formats.errors import Reason, StructureError
+from upload_core.formats.facts import ImageFacts, StructureLimits
+from upload_core.formats.stream import ChunkReader, chunked
 
 FORMATS = ("png", "jpeg", "gif", "webp", "avif")
 
@@ -86,6 +87,33 @@ class _Cases:
         also: frozenset[Reason] = frozenset(),
     ) -> None:
         self.items.append(Case(f"{fmt}-{name}", fmt, data, reason, limits, also))
+
+
+class RecordingReader(ChunkReader):
+    """Notes the largest single read, to prove bulk data never goes through read()."""
+
+    largest = 0
+
+    def read(self, n: int) -> bytes:
+        self.largest = max(self.largest, n)
+        return super().read(n)
+
+
+Walk = Callable[[ChunkReader, StructureLimits], ImageFacts]
+
+
+def walk_bytes(walk: Walk, data: bytes, limits: StructureLimits = GENEROUS, size: int = 4096) -> ImageFacts:
+    """One walker over ``data`` fed in ``size``-byte chunks."""
+    return walk(ChunkReader(chunked(data, size)), limits)
+
+
+def rejection(walk: Walk, data: bytes, limits: StructureLimits = GENEROUS) -> StructureError:
+    """The error one walker raises for ``data`` (the test fails if it raises none)."""
+    try:
+        walk_bytes(walk, data, limits)
+    except StructureError as error:
+        return error
+    raise AssertionError("the walker accepted what it should refuse")
 
 
 def sniff(data: bytes) -> str | None:

@@ -8,31 +8,21 @@ import pytest
 from PIL import Image
 
 from tests import formats_corpus as corpus
-from tests.formats_corpus import GENEROUS, box, top_boxes
+from tests.formats_corpus import GENEROUS, RecordingReader, box, rejection, top_boxes, walk_bytes
 from upload_core.formats import avif
 from upload_core.formats.errors import Reason, StructureError
 from upload_core.formats.facts import ImageFacts, StructureLimits
-from upload_core.formats.stream import ChunkReader, chunked
+from upload_core.formats.stream import chunked
 
 pytestmark = pytest.mark.skipif(not corpus.avif_supported(), reason="Pillow without AVIF")
 
 
-class RecordingReader(ChunkReader):
-    largest = 0
-
-    def read(self, n: int) -> bytes:
-        self.largest = max(self.largest, n)
-        return super().read(n)
-
-
 def walk(data: bytes, limits: StructureLimits = GENEROUS, size: int = 4096) -> ImageFacts:
-    return avif.walk(ChunkReader(chunked(data, size)), limits)
+    return walk_bytes(avif.walk, data, limits, size)
 
 
 def reject(data: bytes, limits: StructureLimits = GENEROUS) -> StructureError:
-    with pytest.raises(StructureError) as raised:
-        walk(data, limits)
-    return raised.value
+    return rejection(avif.walk, data, limits)
 
 
 @pytest.fixture(scope="module")

@@ -7,31 +7,29 @@ import struct
 import pytest
 
 from tests import formats_corpus as corpus
-from tests.formats_corpus import GENEROUS, NETSCAPE_LOOP, gif_comment, gif_frame, gif_screen, gif_sub_blocks
+from tests.formats_corpus import (
+    GENEROUS,
+    NETSCAPE_LOOP,
+    RecordingReader,
+    gif_comment,
+    gif_frame,
+    gif_screen,
+    gif_sub_blocks,
+    rejection,
+    walk_bytes,
+)
 from upload_core.formats import gif
 from upload_core.formats.errors import Reason, StructureError
 from upload_core.formats.facts import ImageFacts, StructureLimits
-from upload_core.formats.stream import ChunkReader, chunked
-
-
-class RecordingReader(ChunkReader):
-    """Notes the largest single read, to prove bulk data never goes through read()."""
-
-    largest = 0
-
-    def read(self, n: int) -> bytes:
-        self.largest = max(self.largest, n)
-        return super().read(n)
+from upload_core.formats.stream import chunked
 
 
 def walk(data: bytes, limits: StructureLimits = GENEROUS, size: int = 4096) -> ImageFacts:
-    return gif.walk(ChunkReader(chunked(data, size)), limits)
+    return walk_bytes(gif.walk, data, limits, size)
 
 
 def reject(data: bytes, limits: StructureLimits = GENEROUS) -> StructureError:
-    with pytest.raises(StructureError) as raised:
-        walk(data, limits)
-    return raised.value
+    return rejection(gif.walk, data, limits)
 
 
 def limits(**changes: int) -> StructureLimits:

@@ -7,31 +7,31 @@ import struct
 import pytest
 
 from tests import formats_corpus as corpus
-from tests.formats_corpus import GENEROUS, anmf, riff, riff_chunk, vp8l_bitstream, vp8x
+from tests.formats_corpus import (
+    GENEROUS,
+    RecordingReader,
+    anmf,
+    rejection,
+    riff,
+    riff_chunk,
+    vp8l_bitstream,
+    vp8x,
+    walk_bytes,
+)
 from upload_core.formats import webp
 from upload_core.formats.errors import Reason, StructureError
 from upload_core.formats.facts import ImageFacts, StructureLimits
-from upload_core.formats.stream import ChunkReader, chunked
+from upload_core.formats.stream import chunked
 
 ANIM = riff_chunk(b"ANIM", bytes(6))
 
 
-class RecordingReader(ChunkReader):
-    largest = 0
-
-    def read(self, n: int) -> bytes:
-        self.largest = max(self.largest, n)
-        return super().read(n)
-
-
 def walk(data: bytes, limits: StructureLimits = GENEROUS, size: int = 4096) -> ImageFacts:
-    return webp.walk(ChunkReader(chunked(data, size)), limits)
+    return walk_bytes(webp.walk, data, limits, size)
 
 
 def reject(data: bytes, limits: StructureLimits = GENEROUS) -> StructureError:
-    with pytest.raises(StructureError) as raised:
-        walk(data, limits)
-    return raised.value
+    return rejection(webp.walk, data, limits)
 
 
 def test_lossy_lossless_and_alpha_files_are_measured() -> None:

@@ -220,30 +220,24 @@ class Registry:
         """Count one request against the owner's rate; 429 with Retry-After when over it."""
         now = self.now()
         window = now - now % RATE_WINDOW_SECONDS
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=_key(_owner_pk(owner), f"RATE#{window}"),
-                UpdateExpression="ADD requests :one SET #ttl = :ttl",
-                ConditionExpression="attribute_not_exists(requests) OR requests < :limit",
-                ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues={
-                    ":one": _n(1),
-                    ":limit": _n(per_minute),
-                    ":ttl": _n(window + 2 * RATE_WINDOW_SECONDS),
-                },
-            )
-        except ClientError as error:
-            if _error_code(error) != "ConditionalCheckFailedException":
-                raise registry_error(error) from error
+        counted = self._conditional_update(
+            Key=_key(_owner_pk(owner), f"RATE#{window}"),
+            UpdateExpression="ADD requests :one SET #ttl = :ttl",
+            ConditionExpression="attribute_not_exists(requests) OR requests < :limit",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={
+                ":one": _n(1),
+                ":limit": _n(per_minute),
+                ":ttl": _n(window + 2 * RATE_WINDOW_SECONDS),
+            },
+        )
+        if not counted:
             retry_after = max(1, window + RATE_WINDOW_SECONDS - now)
             raise TooManyRequests(
                 f"more than {per_minute} requests in a minute; retry in {retry_after} s",
                 retry_after_seconds=retry_after,
                 code="TooManyRequests",
-            ) from None
-        except BotoCoreError as error:
-            raise registry_error(error) from error
+            )
 
     # --- plans -----------------------------------------------------------------------------------
     def reserve(self, plan: UploadPlan) -> UploadPlan:
@@ -352,88 +346,31 @@ class Registry:
         return self._finish(plan, state, 0)
 
     def _finish(self, plan: UploadPlan, state: PlanState, stored_bytes: int) -> bool:
-        delta_used = stored_bytes - plan.reserved_bytes
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": _key(_plan_pk(plan.key), "PLAN"),
-                            "UpdateExpression": "SET #state = :state, storedBytes = :stored, finishedAt = :now"
-                            " REMOVE openShard, openUntil",
-                            "ConditionExpression": "#state IN (:creating, :open)",
-                            "ExpressionAttributeNames": {"#state": "state"},
-                            "ExpressionAttributeValues": {
-                                ":state": _s(state),
-                                ":stored": _n(stored_bytes),
-                                ":now": _n(self.now()),
-                                ":creating": _s(PlanState.CREATING),
-                                ":open": _s(PlanState.OPEN),
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": _key(_owner_pk(plan.owner), "USAGE"),
-                            "UpdateExpression": "ADD usedBytes :used, reservedBytes :unreserve,"
-                            " storedBytes :stored, inflight :minus_one",
-                            "ExpressionAttributeValues": {
-                                ":used": _n(delta_used),
-                                ":unreserve": _n(-plan.reserved_bytes),
-                                ":stored": _n(stored_bytes),
-                                ":minus_one": _n(-1),
-                            },
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if _error_code(error) == "TransactionCanceledException" and _cancelled_on(error, 0):
-                return False
-            raise registry_error(error) from error
-        except BotoCoreError as error:
-            raise registry_error(error) from error
-        return True
+        return self._transaction(
+            self._plan_transition(
+                plan,
+                state,
+                "#state IN (:creating, :open)",
+                also_set="storedBytes = :stored",
+                remove="REMOVE openShard, openUntil",
+                values={":stored": _n(stored_bytes), ":creating": _s(PlanState.CREATING), ":open": _s(PlanState.OPEN)},
+            ),
+            self._usage_change(
+                plan.owner,
+                used=stored_bytes - plan.reserved_bytes,
+                reserved=-plan.reserved_bytes,
+                stored=stored_bytes,
+                inflight=-1,
+            ),
+        )
 
     def release_stored(self, plan: UploadPlan, state: PlanState = PlanState.REJECTED) -> bool:
         """A settled plan's stored bytes leave the owner's usage (the file was rejected or
         deleted), once: False when they already had."""
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": _key(_plan_pk(plan.key), "PLAN"),
-                            "UpdateExpression": "SET #state = :state, finishedAt = :now",
-                            "ConditionExpression": "#state = :completed",
-                            "ExpressionAttributeNames": {"#state": "state"},
-                            "ExpressionAttributeValues": {
-                                ":state": _s(state),
-                                ":completed": _s(PlanState.COMPLETED),
-                                ":now": _n(self.now()),
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": _key(_owner_pk(plan.owner), "USAGE"),
-                            "UpdateExpression": "ADD usedBytes :minus, storedBytes :minus",
-                            "ExpressionAttributeValues": {":minus": _n(-(plan.stored_bytes or 0))},
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if _error_code(error) == "TransactionCanceledException" and _cancelled_on(error, 0):
-                return False
-            raise registry_error(error) from error
-        except BotoCoreError as error:
-            raise registry_error(error) from error
-        return True
+        return self._transaction(
+            self._plan_transition(plan, state, "#state = :completed", values={":completed": _s(PlanState.COMPLETED)}),
+            self._usage_change(plan.owner, used=-(plan.stored_bytes or 0), stored=-(plan.stored_bytes or 0)),
+        )
 
     def open_plans(self, *, expired_before: int | None = None) -> Iterator[UploadPlan]:
         """Plans that still hold a reservation (only those whose time is up when
@@ -465,29 +402,22 @@ class Registry:
 
         A key's content must never change once stored (a replayed form, a second PUT): the
         first version to be recorded is the file, any other is refused by the caller."""
-        item_key = _key(_file_pk(key), "VERSION")
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=item_key,
-                UpdateExpression="SET #key = :key, versionId = :version, #size = :size,"
-                " createdAt = if_not_exists(createdAt, :now), #status = if_not_exists(#status, :pending)",
-                ConditionExpression="attribute_not_exists(versionId) OR versionId = :version",
-                ExpressionAttributeNames={"#key": "key", "#size": "size", "#status": "status"},
-                ExpressionAttributeValues={
-                    ":key": _s(key),
-                    ":version": _s(version_id),
-                    ":size": _n(size),
-                    ":now": _n(self.now()),
-                    ":pending": _s("pending"),
-                },
-            )
-        except ClientError as error:
-            if _error_code(error) == "ConditionalCheckFailedException":
-                return VersionClaim.SECOND
-            raise registry_error(error) from error
-        except BotoCoreError as error:
-            raise registry_error(error) from error
+        claimed = self._conditional_update(
+            Key=_key(_file_pk(key), "VERSION"),
+            UpdateExpression="SET #key = :key, versionId = :version, #size = :size,"
+            " createdAt = if_not_exists(createdAt, :now), #status = if_not_exists(#status, :pending)",
+            ConditionExpression="attribute_not_exists(versionId) OR versionId = :version",
+            ExpressionAttributeNames={"#key": "key", "#size": "size", "#status": "status"},
+            ExpressionAttributeValues={
+                ":key": _s(key),
+                ":version": _s(version_id),
+                ":size": _n(size),
+                ":now": _n(self.now()),
+                ":pending": _s("pending"),
+            },
+        )
+        if not claimed:
+            return VersionClaim.SECOND
         # Redelivered after the verdict was recorded: nothing is left to do for this version.
         item = self._get(_file_pk(key), "VERSION") or {}
         return VersionClaim.AGAIN if item.get("verdictAt") else VersionClaim.FIRST
@@ -504,15 +434,19 @@ class Registry:
         if reason:
             expression += ", reason = :reason"
             values[":reason"] = _s(reason)
+        return self._conditional_update(
+            Key=_key(_file_pk(key), "VERSION"),
+            UpdateExpression=expression,
+            ConditionExpression="versionId = :version AND attribute_not_exists(verdictAt)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+        )
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def _conditional_update(self, **params: Any) -> bool:
+        """One conditional UpdateItem: False when its condition did not hold."""
         try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=_key(_file_pk(key), "VERSION"),
-                UpdateExpression=expression,
-                ConditionExpression="versionId = :version AND attribute_not_exists(verdictAt)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
-            )
+            self.client.update_item(TableName=self._table, **params)
         except ClientError as error:
             if _error_code(error) == "ConditionalCheckFailedException":
                 return False
@@ -521,7 +455,50 @@ class Registry:
             raise registry_error(error) from error
         return True
 
-    # --- plumbing --------------------------------------------------------------------------------
+    def _transaction(self, *updates: dict[str, Any]) -> bool:
+        """Updates applied together or not at all: False when the first one's condition (the
+        plan's state change) did not hold, i.e. the change happened before."""
+        try:
+            self.client.transact_write_items(TransactItems=[{"Update": update} for update in updates])
+        except ClientError as error:
+            if _error_code(error) == "TransactionCanceledException" and _cancelled_on(error, 0):
+                return False
+            raise registry_error(error) from error
+        except BotoCoreError as error:
+            raise registry_error(error) from error
+        return True
+
+    def _plan_transition(
+        self,
+        plan: UploadPlan,
+        state: PlanState,
+        condition: str,
+        *,
+        also_set: str = "",
+        remove: str = "",
+        values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The plan's move to ``state`` when ``condition`` holds (its current state)."""
+        assignments = ", ".join(part for part in ("#state = :state", "finishedAt = :now", also_set) if part)
+        return {
+            "TableName": self._table,
+            "Key": _key(_plan_pk(plan.key), "PLAN"),
+            "UpdateExpression": f"SET {assignments} {remove}".strip(),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {":state": _s(state), ":now": _n(self.now()), **(values or {})},
+        }
+
+    def _usage_change(self, owner: str, **deltas: int) -> dict[str, Any]:
+        """Add ``deltas`` (used, reserved, stored, inflight) to the owner's usage."""
+        attributes = {"used": "usedBytes", "reserved": "reservedBytes", "stored": "storedBytes", "inflight": "inflight"}
+        return {
+            "TableName": self._table,
+            "Key": _key(_owner_pk(owner), "USAGE"),
+            "UpdateExpression": "ADD " + ", ".join(f"{attributes[name]} :{name}" for name in deltas),
+            "ExpressionAttributeValues": {f":{name}": _n(value) for name, value in deltas.items()},
+        }
+
     def _put_plan(self, plan: UploadPlan, *, condition: str) -> dict[str, Any]:
         item: dict[str, Any] = {
             **_key(_plan_pk(plan.key), "PLAN"),
