@@ -27,6 +27,7 @@ from tests.import_support import (
 from upload_core.errors import UploadError
 from upload_core.import_settings import ImportSettings
 from upload_core.observability import metrics
+from upload_core.registry import PlanState, registry_for
 from upload_core.remote_import import RemoteImportService, fetcher_for
 from upload_core.s3 import S3Gateway
 from upload_core.safe_fetch import Deadline
@@ -649,3 +650,36 @@ def test_losing_the_race_to_a_concurrent_retry_returns_the_winners_object(
     assert _versions(importer) == [imported.key]
     assert importer.pending_uploads() == []
     assert len(gateway.aborted) == (1 if size > PART else 0)
+
+
+# ------------------------------------------------------------------------------------------ quota
+
+
+def test_an_import_reserves_its_limit_then_counts_what_it_stored(importer: Importer, source: SourceServer) -> None:
+    registry = registry_for(importer.settings)
+    data = image_bytes("PNG")
+    source.routes["/a.png"] = Reply(body=[data])
+    imported = importer.run("/a.png")
+    usage = registry.usage(OWNER)
+    assert (usage.stored_bytes, usage.reserved_bytes, usage.uploads_in_flight) == (len(data), 0, 0)
+    plan = registry.plan(imported.key)
+    assert plan is not None and plan.state is PlanState.COMPLETED
+
+
+def test_a_failed_import_gives_its_reservation_back(importer: Importer, source: SourceServer) -> None:
+    registry = registry_for(importer.settings)
+    source.routes["/big.png"] = Reply(body=[image_bytes("PNG") + bytes(3 * MIB)])
+    assert importer.refused("/big.png", IMPORT_MAX_BYTES=str(2 * MIB)).code == "ImportTooLarge"
+    usage = registry.usage(OWNER)
+    assert (usage.stored_bytes, usage.reserved_bytes, usage.uploads_in_flight) == (0, 0, 0)
+
+
+def test_an_import_that_cannot_fit_the_quota_is_refused_before_storing(
+    importer: Importer, source: SourceServer
+) -> None:
+    registry = registry_for(importer.settings)
+    registry.set_limits(OWNER, quota_bytes=MIB, max_uploads=None)  # less than IMPORT_MAX_BYTES
+    source.routes["/a.png"] = Reply(body=[image_bytes("PNG")])
+    refused = importer.refused("/a.png", IMPORT_MAX_BYTES=str(2 * MIB))
+    assert (int(refused.status), refused.code) == (413, "QuotaExceeded")
+    assert importer.nothing_left()

@@ -412,6 +412,12 @@ EXPECTED_PERMISSIONS = {
     "ImportsFunction": {
         OBJECTS_ARN_EXPR: {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:GetObject"},
         BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads", "s3:ListBucket"},
+        REGISTRY_ARN_EXPR: {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        },
     },
 }
 

@@ -57,6 +57,7 @@ class PlanKind(StrEnum):
     MULTIPART = "multipart"  # native: declared size, exact part lengths signed
     UNDECLARED = "undeclared"  # Companion / Uppy: the client picks part sizes; bound at complete
     FORM = "form"  # presigned POST: the policy binds the size
+    IMPORT = "import"  # a remote import: at most ImportMaxBytes, settled with what was stored
 
 
 @dataclass(frozen=True, slots=True)

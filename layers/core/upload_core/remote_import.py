@@ -31,6 +31,7 @@ from upload_core.errors import Conflict, InvalidRequest, UnsupportedType, Upload
 from upload_core.image_types import SNIFF_BYTES, ImageType, looks_like_active_content, sniff_image_type
 from upload_core.import_settings import ImportSettings
 from upload_core.observability import logger, metrics
+from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, registry_for
 from upload_core.s3 import CompletedObject, S3Gateway, UploadedPart
 from upload_core.safe_fetch import Connector, Deadline, FetchLimits, RemoteFile, SafeFetcher, open_socket
 from upload_core.settings import Settings
@@ -42,6 +43,8 @@ CLEANUP_RESERVE_SECONDS = 3.0
 READ_SIZE = 256 * 1024
 MAX_SOURCE_URL_META_CHARS = 512
 DEFAULT_FILENAME = "image"
+# An import lasts seconds; its reservation outlives a dead Lambda by this much before the sweeper ends it.
+IMPORT_SETTLE_MARGIN_SECONDS = 3600
 # Like the IETF draft's Idempotency-Key: an opaque client token; printable ASCII, no spaces.
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -61,14 +64,17 @@ class RemoteImportService:
         settings: Settings,
         import_settings: ImportSettings,
         s3: S3Gateway | None = None,
+        *,
         fetcher: SafeFetcher | None = None,
         clock: Callable[[], float] = time.monotonic,
+        registry: Registry | None = None,
     ) -> None:
         self._settings = settings
         self._import_settings = import_settings
         self._s3 = s3 or S3Gateway(settings)
         self._fetcher = fetcher or fetcher_for(import_settings)
         self._clock = clock
+        self._registry = registry or registry_for(settings)
 
     def import_url(
         self,
@@ -88,6 +94,7 @@ class RemoteImportService:
                 "the Idempotency-Key header must be 1 to 255 printable ASCII characters without spaces",
                 code="InvalidIdempotencyKey",
             )
+        self._registry.count_request(owner, self._settings.max_requests_per_minute)
         started = self._clock()
         source = _log_url(url)
         try:
@@ -146,6 +153,7 @@ class RemoteImportService:
                 # A repeated request: the rest of the remote body is never read.
                 if (earlier := self._earlier_import(key, source_url)) is not None:
                     return earlier
+            plan = self._reserve(owner, key)
             writer = _StreamingWriter(
                 self._s3,
                 key,
@@ -163,6 +171,7 @@ class RemoteImportService:
                 stored = writer.finish()
             except Conflict:
                 writer.abort()
+                self._registry.release(plan, PlanState.ABORTED)
                 # If-None-Match lost the race against an attempt with the same Idempotency-Key.
                 earlier = self._earlier_import(key, source_url) if idempotency_key is not None else None
                 if earlier is None:
@@ -170,10 +179,29 @@ class RemoteImportService:
                 return earlier
             except BaseException:
                 writer.abort()
+                self._registry.release(plan, PlanState.ABORTED)
                 raise
+            self._registry.settle(plan, writer.size)
         return ImportedObject(
             key=key, size=writer.size, content_type=image.mime, etag=stored.etag, source_url=source_url
         )
+
+    def _reserve(self, owner: str, key: str) -> UploadPlan:
+        """An import may store up to ImportMaxBytes: that much is reserved against the owner's
+        quota (and an upload slot) until it is stored, then settled with what it stored."""
+        now = int(time.time())
+        plan = UploadPlan(
+            key=key,
+            owner=owner,
+            kind=PlanKind.IMPORT,
+            reserved_bytes=self._import_settings.max_bytes,
+            created_at=now,
+            # A Lambda that dies mid-import leaves the plan to the sweeper after this.
+            expires_at=now + IMPORT_SETTLE_MARGIN_SECONDS,
+        )
+        self._registry.reserve(plan)
+        self._registry.open(key, None)
+        return plan
 
     def _earlier_import(self, key: str, source_url: str) -> ImportedObject | None:
         """What an earlier request with the same Idempotency-Key stored at `key`, if anything."""
