@@ -199,3 +199,19 @@ def test_the_bucket_lets_a_browser_send_what_uppy_6_sends(api: Any, bucket: str)
         )
         assert preflight.status_code == 200, (method, preflight.status_code, preflight.text)
         assert method in preflight.headers.get("Access-Control-Allow-Methods", "")
+
+
+def test_the_bucket_refuses_a_header_its_cors_does_not_allow(api: Any) -> None:
+    # Given a URL of the bucket; When a browser asks to send a header the CORS rule does not list
+    signed = sign(api, {"method": "POST", "key": "u-d.png", "size": 10, "name": "d.png", "type": "image/png"})
+    preflight = requests.options(
+        signed["url"],
+        headers={
+            "Origin": "http://127.0.0.1:9",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-not-allowed",
+        },
+        timeout=TIMEOUT,
+    )
+    # Then the preflight is refused (so the passing preflights above are the rule's doing)
+    assert preflight.status_code == 403, (preflight.status_code, dict(preflight.headers))
