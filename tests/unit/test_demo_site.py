@@ -52,10 +52,15 @@ class Invoked:
     ("path", "content_type", "relative"),
     [
         ("/demo/", "text/html; charset=utf-8", "index.html"),
+        ("/demo/uppy5/", "text/html; charset=utf-8", "uppy5.html"),
         ("/demo/demo.js", "text/javascript; charset=utf-8", "demo.js"),
+        ("/demo/common.js", "text/javascript; charset=utf-8", "common.js"),
+        ("/demo/uppy5.js", "text/javascript; charset=utf-8", "uppy5.js"),
         ("/demo/demo.css", "text/css; charset=utf-8", "demo.css"),
-        ("/demo/vendor/uppy.min.mjs", "text/javascript; charset=utf-8", "node_modules/uppy/dist/uppy.min.mjs"),
+        ("/demo/vendor/uppy6.mjs", "text/javascript; charset=utf-8", "node_modules/.demo/uppy6.mjs"),
         ("/demo/vendor/uppy.min.css", "text/css; charset=utf-8", "node_modules/uppy/dist/uppy.min.css"),
+        ("/demo/vendor/uppy5.min.mjs", "text/javascript; charset=utf-8", "node_modules/uppy5/dist/uppy.min.mjs"),
+        ("/demo/vendor/uppy5.min.css", "text/css; charset=utf-8", "node_modules/uppy5/dist/uppy.min.css"),
     ],
 )
 def test_each_page_file_is_served_with_its_type(fake_demo: Path, path: str, content_type: str, relative: str) -> None:
@@ -110,17 +115,17 @@ def test_head_is_answered_like_get(fake_demo: Path) -> None:
 
 def test_a_missing_uppy_install_says_how_to_fix_it(fake_demo: Path) -> None:
     # Given a demo directory where npm ci has not run
-    (fake_demo / "node_modules/uppy/dist/uppy.min.mjs").unlink()
+    (fake_demo / "node_modules/.demo/uppy6.mjs").unlink()
 
     # When Uppy's bundle is requested
-    response = site(fake_demo)(get("/demo/vendor/uppy.min.mjs"))
+    response = site(fake_demo)(get("/demo/vendor/uppy6.mjs"))
 
     # Then the answer names the fix
     assert response is not None
     assert response.status == 503
     assert b"scripts/bootstrap.sh" in response.body
     assert not uppy_installed(fake_demo)
-    assert uppy_installed(DEMO_DIR) == (DEMO_DIR / "node_modules/uppy/dist/uppy.min.mjs").is_file()
+    assert uppy_installed(DEMO_DIR) == (DEMO_DIR / "node_modules/.demo/uppy6.mjs").is_file()
 
 
 def test_the_config_names_the_api_and_carries_a_demo_user_token_the_authorizer_accepts() -> None:
@@ -174,12 +179,29 @@ def test_the_template_declares_no_route_under_the_demo_prefix() -> None:
 # --- the pinned Uppy -----------------------------------------------------------------------------
 
 
-def test_the_lockfile_pins_the_aws_s3_release_whose_endpoint_takes_headers() -> None:
-    # Uppy 6's companionEndpoint sends no custom headers, so the bearer token could not reach the API.
+def test_the_lockfile_pins_uppy_6_with_aws_s3_6_3_1_and_uppy_5_for_the_companion_page() -> None:
+    # Given the demo's package.json and lockfile
     lock = json.loads((DEMO_DIR / "package-lock.json").read_text())
     packages = lock["packages"]
-    assert json.loads((DEMO_DIR / "package.json").read_text())["dependencies"] == {"uppy": "5.2.4"}
-    assert packages["node_modules/@uppy/aws-s3"]["version"] == "5.1.0"
-    assert packages["node_modules/@uppy/core"]["version"] == "5.2.0"
-    assert packages["node_modules/@uppy/dashboard"]["version"] == "5.1.1"
-    assert not [name for name, entry in packages.items() if entry.get("hasInstallScript")]
+    manifest = json.loads((DEMO_DIR / "package.json").read_text())
+    # Then every version is exact, and Uppy 6's S3 plugin is the release that uploads POST forms
+    assert manifest["dependencies"] == {
+        "@uppy/aws-s3": "6.3.1",
+        "@uppy/core": "6.3.1",
+        "@uppy/dashboard": "6.0.3",
+        "@uppy/golden-retriever": "6.0.0",
+        "uppy": "6.0.1",
+        "uppy5": "npm:uppy@5.2.4",
+    }
+    assert packages["node_modules/@uppy/aws-s3"]["version"] == "6.3.1"
+    assert packages["node_modules/uppy"]["version"] == "6.0.1"
+    # And Uppy 5's page keeps the aws-s3 release whose `endpoint` takes `headers` (the bearer token)
+    assert packages["node_modules/uppy5"]["version"] == "5.2.4"
+    assert packages["node_modules/uppy5/node_modules/@uppy/aws-s3"]["version"] == "5.1.0"
+    # And every package is pinned by its registry integrity hash; the one install script is
+    # esbuild's own check, which the bundling does not need (its binary is @esbuild/<platform>)
+    assert all(entry.get("integrity", "").startswith("sha512-") for name, entry in packages.items() if name)
+    assert [name for name, entry in packages.items() if name and entry.get("hasInstallScript")] == [
+        "node_modules/esbuild"
+    ]
+    assert manifest["scripts"]["postinstall"].startswith("esbuild src/uppy6.js --bundle")

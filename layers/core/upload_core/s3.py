@@ -393,6 +393,43 @@ class S3Gateway:
         except (ClientError, BotoCoreError) as error:
             raise storage_error(error) from error
 
+    # --- presigned requests a browser sends itself (Uppy 6's signRequest) -------------------------
+    def presign_create_multipart_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str], tags: Mapping[str, str], expires_in: int
+    ) -> str:
+        """CreateMultipartUpload at ``key`` with the content type, metadata and tags signed in
+        (sent as headers: S3 refuses the request unless they are exactly these)."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "Metadata": dict(metadata),
+            "Tagging": encode_tag_query(tags),
+        }
+        return self._presign("create_multipart_upload", params, expires_in)
+
+    def presign_list_parts(self, key: str, upload_id: str, *, expires_in: int) -> str:
+        return self._presign("list_parts", {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}, expires_in)
+
+    def presign_complete_multipart_upload(self, key: str, upload_id: str, *, object_size: int, expires_in: int) -> str:
+        """CompleteMultipartUpload with the object's size and If-None-Match: * signed in: S3 refuses
+        a parts list of any other total, and any object already at the key is kept."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "MpuObjectSize": object_size,
+            "IfNoneMatch": "*",
+        }
+        return self._presign("complete_multipart_upload", params, expires_in)
+
+    def presign_abort_multipart_upload(self, key: str, upload_id: str, *, expires_in: int) -> str:
+        params = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        return self._presign("abort_multipart_upload", params, expires_in)
+
+    def _presign(self, operation: str, params: Mapping[str, Any], expires_in: int) -> str:
+        return str(self.client.generate_presigned_url(operation, Params=dict(params), ExpiresIn=expires_in))
+
 
 def build_s3_client(settings: Settings) -> Any:
     """A SigV4 client on a regional endpoint: SSE-KMS buckets refuse SigV2 presigned URLs."""
