@@ -224,6 +224,9 @@ def test_uppy_6_from_npm_install_uppy_uploads_a_small_image_whole_and_a_50_mib_i
     assert small_bytes == small
     assert large_bytes == large
     assert small_tags["upload-status"] == "valid" and large_tags["upload-status"] == "valid"
+    # And the whole-file PUT carried what its URL signed (type, and the owner's metadata from the query)
+    small_head = s3.head_object(Bucket=stack.bucket, Key=small_key)
+    assert small_head["ContentType"] == "image/png" and small_head["Metadata"]["owner"] == DEMO_USER
     assert large_tags == shown_tags(page, "large.png")
     # A multipart object's ETag counts its parts (Uppy's 5 MiB each); a single PUT's does not.
     assert large_etag.endswith(f"-{-(-len(large) // (5 * MIB))}"), large_etag
