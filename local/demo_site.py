@@ -36,10 +36,9 @@ FILES: dict[str, tuple[str, str]] = {
     "/demo/demo.js": ("demo.js", _JS),
     "/demo/uppy5.js": ("uppy5.js", _JS),
     "/demo/demo.css": ("demo.css", _CSS),
-    # Uppy 6: bundled by `npm ci` (package.json's postinstall) from @uppy/core, @uppy/dashboard,
-    # @uppy/aws-s3 6.3.1 and @uppy/golden-retriever; the stylesheet is the `uppy` 6 package's.
-    "/demo/vendor/uppy6.mjs": ("node_modules/.demo/uppy6.mjs", _JS),
-    "/demo/vendor/uppy6.mjs.map": ("node_modules/.demo/uppy6.mjs.map", "application/json"),
+    # Uppy 6: the prebuilt bundle of `uppy` 6.0.1, exactly what `npm install uppy` gives.
+    "/demo/vendor/uppy.min.mjs": ("node_modules/uppy/dist/uppy.min.mjs", _JS),
+    "/demo/vendor/uppy.min.mjs.map": ("node_modules/uppy/dist/uppy.min.mjs.map", "application/json"),
     "/demo/vendor/uppy.min.css": ("node_modules/uppy/dist/uppy.min.css", _CSS),
     # Uppy 5: `uppy` 5.2.4's prebuilt bundle (installed under the alias `uppy5`).
     "/demo/vendor/uppy5.min.mjs": ("node_modules/uppy5/dist/uppy.min.mjs", _JS),
@@ -93,4 +92,6 @@ class DemoSite:
 
 def uppy_installed(root: Path = DEMO_DIR) -> bool:
     """Whether both Uppy bundles are there (``npm ci`` in local/demo has run)."""
-    return all((root / FILES[path][0]).is_file() for path in ("/demo/vendor/uppy6.mjs", "/demo/vendor/uppy5.min.mjs"))
+    return all(
+        (root / FILES[path][0]).is_file() for path in ("/demo/vendor/uppy.min.mjs", "/demo/vendor/uppy5.min.mjs")
+    )

@@ -4,7 +4,7 @@
 
 export const MIB = 1024 * 1024
 // Lower than Uppy's 100 MiB default so that small files show both paths: multipart above it,
-// one presigned POST form at or below it.
+// one request at or below it (a presigned PUT on /demo/, a POST form on /demo/uppy5/).
 export const MULTIPART_THRESHOLD = 8 * MIB
 // Seconds between status polls; the validator usually answers within the first few.
 const STATUS_POLL_DELAYS = [0.5, 1, 1, 2, 2, 3, 3, 5, 5, 5]

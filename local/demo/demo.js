@@ -1,4 +1,5 @@
-// /demo/: Uppy 6 with @uppy/aws-s3 6.3.1's `signRequest` against POST /s3/sign, and
+// /demo/: Uppy 6 from `npm install uppy` (6.0.1, its prebuilt bundle: @uppy/aws-s3 6.1.0) with
+// `signRequest` against POST /s3/sign, and
 // @uppy/golden-retriever, which resumes an upload after a reload (Uppy lists the parts S3 holds
 // and sends only the others).
 //
@@ -6,7 +7,7 @@
 // does not carry the file, so the key Uppy generates remembers it: the first request of an upload
 // (a whole-file PUT or CreateMultipartUpload) tells the API the file's size, name and type, and the
 // API answers with a key of its own choosing; every later request names that key.
-import { AwsS3, Dashboard, GoldenRetriever, Uppy } from './vendor/uppy6.mjs'
+import { AwsS3, Dashboard, GoldenRetriever, Uppy } from './vendor/uppy.min.mjs'
 import { addObject, api, log, MIB, MULTIPART_THRESHOLD, start } from './common.js'
 
 const filesByRequestedKey = new Map()
@@ -48,7 +49,7 @@ const uppy = new Uppy({ id: 'demo', autoProceed: false, debug: false })
 
 uppy.on('upload-success', (file, response) => {
   const key = response?.body?.key
-  const via = multipartKeys.has(key) ? 'multipart' : 'POST form'
+  const via = multipartKeys.has(key) ? 'multipart' : 'presigned PUT'
   log(`uploaded ${file.name} → ${key} (${via})`)
   addObject({ key, size: file.size, via, onVerdict: (verdict) => showRejected(file, verdict) })
 })

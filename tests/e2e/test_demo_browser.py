@@ -7,11 +7,12 @@ origin, so the API's CORS is exercised as a deployed web app would, and so is th
 S3 request goes to the embedded S3 on its own port; Uppy must read each part's ETag from the
 response, which only an exposed ETag allows).
 
-/demo/ runs Uppy 6 (@uppy/aws-s3 6.3.1, signRequest against POST /s3/sign, golden retriever):
-a 64x48 PNG (one presigned POST form), a 4200x4200 noise PNG saved without compression (about
-50.5 MiB: multipart in Uppy's 5 MiB parts), a cancelled upload, an upload resumed after a reload,
-a "PNG" that is text (accepted on its declared type, then rejected by the validator), and an
-image imported through the page's URL box. /demo/uppy5/ runs Uppy 5 (@uppy/aws-s3 5.1.0) against
+/demo/ runs Uppy 6 as `npm install uppy` gives it (the `uppy` 6.0.1 bundle: @uppy/aws-s3 6.1.0,
+signRequest against POST /s3/sign, golden retriever): a 64x48 PNG (one presigned PUT), a
+4200x4200 noise PNG saved without compression (about 50.5 MiB: multipart in Uppy's 5 MiB parts),
+a cancelled upload, an upload resumed after a reload, a "PNG" that is text (accepted on its
+declared type, then rejected by the validator), and an image imported through the page's URL box.
+/demo/uppy5/ runs Uppy 5 (@uppy/aws-s3 5.1.0) against
 the Companion-style routes: one multipart upload.
 """
 
@@ -165,14 +166,14 @@ def test_the_stack_serves_the_pages_and_a_token_the_api_accepts(stack: LocalStac
     assert page.status_code == 200 and uppy5.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert 'src="demo.js"' in page.text and 'src="../uppy5.js"' in uppy5.text
-    for bundle in ("vendor/uppy6.mjs", "vendor/uppy5.min.mjs", "vendor/uppy.min.css", "vendor/uppy5.min.css"):
+    for bundle in ("vendor/uppy.min.mjs", "vendor/uppy5.min.mjs", "vendor/uppy.min.css", "vendor/uppy5.min.css"):
         assert requests.get(f"{stack.demo_url}{bundle}", timeout=10).status_code == 200, bundle
     assert config["apiUrl"] == stack.api_url
     assert config["user"] == DEMO_USER
     assert listing.status_code == 200, listing.text
 
 
-@pytest.mark.parametrize(("path", "version"), [("", "6.3.1"), ("uppy5/", "5.1.0")])
+@pytest.mark.parametrize(("path", "version"), [("", "6.1.0"), ("uppy5/", "5.1.0")])
 def test_each_page_runs_its_uppy_release(tab: CheckedPage, stack: LocalStack, path: str, version: str) -> None:
     # Given a page open in Chromium
     page = open_demo(tab, stack, path)
@@ -185,7 +186,7 @@ def test_each_page_runs_its_uppy_release(tab: CheckedPage, stack: LocalStack, pa
     assert tab.problems == []
 
 
-def test_uppy_6_uploads_a_small_image_by_form_and_a_50_mib_image_in_parts(
+def test_uppy_6_from_npm_install_uppy_uploads_a_small_image_whole_and_a_50_mib_image_in_parts(
     tab: CheckedPage, stack: LocalStack, s3: Any, tmp_path: Path
 ) -> None:
     # Given a small PNG and a ~50.5 MiB PNG (over the page's 8 MiB multipart threshold)
@@ -203,7 +204,7 @@ def test_uppy_6_uploads_a_small_image_by_form_and_a_50_mib_image_in_parts(
     # Then the page shows each object as valid, with the validator's tags
     small_key = wait_for_verdict(tab, "small.png", "valid")
     large_key = wait_for_verdict(tab, "large.png", "valid")
-    assert row(page, "small.png").locator(".via").text_content() == "POST form"
+    assert row(page, "small.png").locator(".via").text_content() == "presigned PUT"
     assert row(page, "large.png").locator(".via").text_content() == "multipart"
     assert shown_tags(page, "large.png") == {
         "upload-status": "valid",
@@ -223,14 +224,17 @@ def test_uppy_6_uploads_a_small_image_by_form_and_a_50_mib_image_in_parts(
     assert small_bytes == small
     assert large_bytes == large
     assert small_tags["upload-status"] == "valid" and large_tags["upload-status"] == "valid"
+    # And the whole-file PUT carried what its URL signed (type, and the owner's metadata from the query)
+    small_head = s3.head_object(Bucket=stack.bucket, Key=small_key)
+    assert small_head["ContentType"] == "image/png" and small_head["Metadata"]["owner"] == DEMO_USER
     assert large_tags == shown_tags(page, "large.png")
-    # A multipart object's ETag counts its parts (Uppy's 5 MiB each); a POST form's does not.
+    # A multipart object's ETag counts its parts (Uppy's 5 MiB each); a single PUT's does not.
     assert large_etag.endswith(f"-{-(-len(large) // (5 * MIB))}"), large_etag
     assert re.fullmatch(r"[0-9a-f]{32}", small_etag), small_etag
     assert s3.list_multipart_uploads(Bucket=stack.bucket, Prefix=USER_PREFIX).get("Uploads", []) == []
 
-    # And the page asked POST /s3/sign for exactly Uppy 6's requests: a form, then the multipart ones
-    assert sorted(r["method"] for r in signed if "uploadId" not in r) == ["POST", "PUT"]  # create, form
+    # And the page asked POST /s3/sign for exactly Uppy 6's requests: a whole file, then the multipart ones
+    assert sorted(r["method"] for r in signed if "uploadId" not in r) == ["POST", "PUT"]  # create, whole file
     assert {r["method"] for r in signed if "uploadId" in r} == {"PUT", "POST"}  # parts, completion
 
     # And the browser saw no error (Uppy logs one when it cannot read a part's ETag)

@@ -57,7 +57,7 @@ class Invoked:
         ("/demo/common.js", "text/javascript; charset=utf-8", "common.js"),
         ("/demo/uppy5.js", "text/javascript; charset=utf-8", "uppy5.js"),
         ("/demo/demo.css", "text/css; charset=utf-8", "demo.css"),
-        ("/demo/vendor/uppy6.mjs", "text/javascript; charset=utf-8", "node_modules/.demo/uppy6.mjs"),
+        ("/demo/vendor/uppy.min.mjs", "text/javascript; charset=utf-8", "node_modules/uppy/dist/uppy.min.mjs"),
         ("/demo/vendor/uppy.min.css", "text/css; charset=utf-8", "node_modules/uppy/dist/uppy.min.css"),
         ("/demo/vendor/uppy5.min.mjs", "text/javascript; charset=utf-8", "node_modules/uppy5/dist/uppy.min.mjs"),
         ("/demo/vendor/uppy5.min.css", "text/css; charset=utf-8", "node_modules/uppy5/dist/uppy.min.css"),
@@ -115,17 +115,17 @@ def test_head_is_answered_like_get(fake_demo: Path) -> None:
 
 def test_a_missing_uppy_install_says_how_to_fix_it(fake_demo: Path) -> None:
     # Given a demo directory where npm ci has not run
-    (fake_demo / "node_modules/.demo/uppy6.mjs").unlink()
+    (fake_demo / "node_modules/uppy/dist/uppy.min.mjs").unlink()
 
     # When Uppy's bundle is requested
-    response = site(fake_demo)(get("/demo/vendor/uppy6.mjs"))
+    response = site(fake_demo)(get("/demo/vendor/uppy.min.mjs"))
 
     # Then the answer names the fix
     assert response is not None
     assert response.status == 503
     assert b"scripts/bootstrap.sh" in response.body
     assert not uppy_installed(fake_demo)
-    assert uppy_installed(DEMO_DIR) == (DEMO_DIR / "node_modules/.demo/uppy6.mjs").is_file()
+    assert uppy_installed(DEMO_DIR) == (DEMO_DIR / "node_modules/uppy/dist/uppy.min.mjs").is_file()
 
 
 def test_the_config_names_the_api_and_carries_a_demo_user_token_the_authorizer_accepts() -> None:
@@ -179,29 +179,20 @@ def test_the_template_declares_no_route_under_the_demo_prefix() -> None:
 # --- the pinned Uppy -----------------------------------------------------------------------------
 
 
-def test_the_lockfile_pins_uppy_6_with_aws_s3_6_3_1_and_uppy_5_for_the_companion_page() -> None:
+def test_the_lockfile_pins_the_uppy_package_as_npm_install_uppy_gives_it_and_uppy_5_for_the_companion_page() -> None:
     # Given the demo's package.json and lockfile
     lock = json.loads((DEMO_DIR / "package-lock.json").read_text())
     packages = lock["packages"]
     manifest = json.loads((DEMO_DIR / "package.json").read_text())
-    # Then every version is exact, and Uppy 6's S3 plugin is the release that uploads POST forms
-    assert manifest["dependencies"] == {
-        "@uppy/aws-s3": "6.3.1",
-        "@uppy/core": "6.3.1",
-        "@uppy/dashboard": "6.0.3",
-        "@uppy/golden-retriever": "6.0.0",
-        "uppy": "6.0.1",
-        "uppy5": "npm:uppy@5.2.4",
-    }
-    assert packages["node_modules/@uppy/aws-s3"]["version"] == "6.3.1"
+    # Then the Uppy 6 page depends on the `uppy` package alone, exactly pinned, with its own
+    # @uppy/aws-s3 (6.1.0: signRequest answers are used for `url` and `key` only)
+    assert manifest["dependencies"] == {"uppy": "6.0.1", "uppy5": "npm:uppy@5.2.4"}
     assert packages["node_modules/uppy"]["version"] == "6.0.1"
+    assert packages["node_modules/uppy/node_modules/@uppy/aws-s3"]["version"] == "6.1.0"
     # And Uppy 5's page keeps the aws-s3 release whose `endpoint` takes `headers` (the bearer token)
     assert packages["node_modules/uppy5"]["version"] == "5.2.4"
     assert packages["node_modules/uppy5/node_modules/@uppy/aws-s3"]["version"] == "5.1.0"
-    # And every package is pinned by its registry integrity hash; the one install script is
-    # esbuild's own check, which the bundling does not need (its binary is @esbuild/<platform>)
+    # And every package is pinned by its registry integrity hash, and nothing runs at install
     assert all(entry.get("integrity", "").startswith("sha512-") for name, entry in packages.items() if name)
-    assert [name for name, entry in packages.items() if name and entry.get("hasInstallScript")] == [
-        "node_modules/esbuild"
-    ]
-    assert manifest["scripts"]["postinstall"].startswith("esbuild src/uppy6.js --bundle")
+    assert not [name for name, entry in packages.items() if name and entry.get("hasInstallScript")]
+    assert "scripts" not in manifest

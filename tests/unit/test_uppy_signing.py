@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from upload_core.errors import Forbidden, InvalidRequest, NotFound
+from upload_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from upload_core.keys import new_key
 from upload_core.registry import PlanState
 from upload_core.s3 import S3Gateway, build_s3_client
@@ -60,16 +60,32 @@ def reserved(service: UploadService, owner: str = "alice") -> int:
     return service.registry.usage(owner).reserved_bytes
 
 
-def test_a_whole_file_gets_a_form_binding_a_server_chosen_key_the_size_and_the_pending_tag(signer: UppySigner) -> None:
+def signed_query(signed: SignedRequest) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(signed.url).query).items()}
+
+
+def test_a_whole_file_gets_a_put_binding_a_server_chosen_key_the_size_type_metadata_and_pending_tag(
+    signer: UppySigner, service: UploadService
+) -> None:
     # Given Uppy's whole-file request for a 1000-byte PNG
     request = SignRequest(method="PUT", key="uuid-a.png", content_type="image/png", size=1000, name="a.png")
     # When it is signed
     signed = signer.sign("alice", request)
-    # Then it is a POST form for a key under the caller's prefix, not the key Uppy asked for
-    assert signed.method == "POST" and signed.fields is not None
-    assert signed.fields["key"].startswith("uploads/alice/") and signed.key == signed.fields["key"]
-    assert signed.fields["Content-Type"] == "image/png"
-    assert "upload-status" in signed.fields["tagging"]
+    # Then it is a presigned PUT for a key under the caller's prefix, not the key Uppy asked for
+    assert signed.method == "PUT" and signed.fields is None
+    assert signed.key is not None and signed.key.startswith("uploads/alice/")
+    assert urlsplit(signed.url).path.endswith(signed.key)
+    # And the only header to send is Content-Type; the length is signed too (a browser sets it
+    # from the body), the metadata and the pending tag are signed into the query string
+    assert signed.headers == {"Content-Type": "image/png"}
+    assert signed_headers(signed) == {"content-length", "content-type", "host"}
+    query = signed_query(signed)
+    assert query["x-amz-tagging"] == "upload-status=pending"
+    assert query["x-amz-meta-owner"] == "alice"
+    # And the whole file's size is reserved as for a form
+    assert reserved(service) == 1000
+    plan = service.registry.plan(signed.key)
+    assert plan is not None and plan.declared_size == 1000
 
 
 def test_create_plans_exact_parts_reserves_the_size_and_signs_type_metadata_and_tag(
@@ -85,11 +101,13 @@ def test_create_plans_exact_parts_reserves_the_size_and_signs_type_metadata_and_
     assert plan is not None and plan.state is PlanState.CREATING and plan.upload_id is None
     assert (plan.part_size, plan.part_count, plan.declared_size) == (5 * MIB, 3, 12 * MIB)
     assert reserved(service) == 12 * MIB
-    # And the URL signs exactly the headers Uppy is told to send
-    assert signed.headers is not None
-    assert signed.headers["Content-Type"] == "image/png"
-    assert signed.headers["x-amz-meta-owner"]
-    assert {name.lower() for name in signed.headers} | {"host"} == signed_headers(signed)
+    # And the only header Uppy must send is Content-Type (6.1 sends no other); the metadata and
+    # the pending tag are signed into the query string
+    assert signed.headers == {"Content-Type": "image/png"}
+    assert signed_headers(signed) == {"content-type", "host"}
+    query = signed_query(signed)
+    assert query["x-amz-meta-owner"] == "alice"
+    assert query["x-amz-tagging"] == "upload-status=pending"
 
 
 def test_uppys_default_part_size_is_what_s3uploader_uses() -> None:
@@ -143,7 +161,7 @@ def test_a_replayed_create_url_leaves_one_upload_at_the_key(signer: UppySigner, 
     assert [upload["UploadId"] for upload in left] == [upload_id]
 
 
-def test_complete_checks_the_parts_first_then_signs_size_and_if_none_match(signer: UppySigner, s3_client: Any) -> None:
+def test_complete_checks_the_parts_first_then_signs_the_size(signer: UppySigner, s3_client: Any) -> None:
     key, upload_id = create(signer, s3_client)
     put_parts(s3_client, key, upload_id, [5 * MIB, 5 * MIB])
     complete = SignRequest(method="POST", key=key, upload_id=upload_id)
@@ -151,11 +169,24 @@ def test_complete_checks_the_parts_first_then_signs_size_and_if_none_match(signe
     with pytest.raises(InvalidRequest) as refused:
         signer.sign("alice", complete)
     assert refused.value.code == "IncompleteUpload"
-    # Given every planned part, Then the URL pins the checked size and refuses to overwrite
+    # Given every planned part, Then the URL pins the checked size in its signed query, and no
+    # header is needed
     put_parts(s3_client, key, upload_id, [5 * MIB, 5 * MIB, 2 * MIB])
     signed = signer.sign("alice", complete)
-    assert signed.headers == {"If-None-Match": "*", "x-amz-mp-object-size": str(12 * MIB)}
-    assert {"if-none-match", "x-amz-mp-object-size"} <= signed_headers(signed)
+    assert signed.headers is None
+    assert signed_query(signed)["x-amz-mp-object-size"] == str(12 * MIB)
+    assert signed_headers(signed) == {"host"}
+
+
+def test_complete_is_refused_once_an_object_is_at_the_key(signer: UppySigner, s3_client: Any) -> None:
+    # Given an upload whose parts are all there, and an object already at its key
+    key, upload_id = create(signer, s3_client, size=6 * MIB)
+    put_parts(s3_client, key, upload_id, [5 * MIB, MIB])
+    s3_client.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    # When completion is asked for, Then nothing is signed (Uppy 6.1 cannot send If-None-Match)
+    with pytest.raises(Conflict) as refused:
+        signer.sign("alice", SignRequest(method="POST", key=key, upload_id=upload_id))
+    assert refused.value.code == "UploadAlreadyCompleted"
 
 
 def test_a_part_of_another_length_than_planned_is_refused_at_complete(signer: UppySigner, s3_client: Any) -> None:

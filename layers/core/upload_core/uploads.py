@@ -100,6 +100,13 @@ class FormUpload:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SignedPut:
+    url: str
+    key: str
+    content_type: str
+
+
 class UploadService:
     def __init__(
         self,
@@ -461,6 +468,51 @@ class UploadService:
         """A presigned POST whose policy pins the key, the content type, the metadata, the pending
         tag and the size (exactly the declared size, or up to the form limit when undeclared)."""
         settings = self._settings
+        key, normalized_type, expires_in = self._reserve_single(owner, filename, content_type, size)
+        fields = {
+            "Content-Type": normalized_type,
+            "tagging": object_meta.tagging_xml(object_meta.pending_tags()),
+            "success_action_status": "201",
+            **{
+                f"x-amz-meta-{name}": value
+                for name, value in object_meta.system_metadata(owner, filename, declared_size=size).items()
+            },
+        }
+        post = self._s3.presigned_post(
+            key,
+            fields=fields,
+            min_size=size if size is not None else 0,
+            max_size=size if size is not None else settings.max_form_upload_bytes,
+            expires_in=expires_in,
+        )
+        metrics.add_metric(name="FormUploadsIssued", unit=MetricUnit.Count, value=1)
+        return FormUpload(
+            url=str(post["url"]),
+            fields={str(k): str(v) for k, v in post["fields"].items()},
+            key=key,
+            expires_at=self._expires_at(expires_in),
+        )
+
+    def put_url(self, owner: str, *, filename: str, content_type: str, size: int, expires_in: int) -> SignedPut:
+        """A presigned PutObject for the whole file, reserved exactly as a form is: the URL signs the
+        exact length and content type (headers the browser sends anyway), the metadata and the
+        pending tag, so S3 refuses any other body, type, metadata or tags at the key."""
+        key, normalized_type, _ = self._reserve_single(owner, filename, content_type, size)
+        url = self._s3.presign_put_object(
+            key,
+            content_type=normalized_type,
+            content_length=size,
+            metadata=object_meta.system_metadata(owner, filename, declared_size=size),
+            tags=object_meta.pending_tags(),
+            expires_in=min(expires_in, self._settings.url_expiry_seconds),
+        )
+        metrics.add_metric(name="FormUploadsIssued", unit=MetricUnit.Count, value=1)
+        return SignedPut(url=url, key=key, content_type=normalized_type)
+
+    def _reserve_single(self, owner: str, filename: str, content_type: str, size: int | None) -> tuple[str, str, int]:
+        """Reserve a single-request upload (a form or a whole-file PUT) at a new key: its key, its
+        normalized content type and the URL's life."""
+        settings = self._settings
         normalized_type = ensure_allowed(content_type, settings.allowed_content_types)
         if size is not None:
             if size < 0:
@@ -486,29 +538,7 @@ class UploadService:
             content_type=normalized_type,
         )
         self._registry.open(key, None)
-        fields = {
-            "Content-Type": normalized_type,
-            "tagging": object_meta.tagging_xml(object_meta.pending_tags()),
-            "success_action_status": "201",
-            **{
-                f"x-amz-meta-{name}": value
-                for name, value in object_meta.system_metadata(owner, filename, declared_size=size).items()
-            },
-        }
-        post = self._s3.presigned_post(
-            key,
-            fields=fields,
-            min_size=size if size is not None else 0,
-            max_size=size if size is not None else settings.max_form_upload_bytes,
-            expires_in=expires_in,
-        )
-        metrics.add_metric(name="FormUploadsIssued", unit=MetricUnit.Count, value=1)
-        return FormUpload(
-            url=str(post["url"]),
-            fields={str(k): str(v) for k, v in post["fields"].items()},
-            key=key,
-            expires_at=self._expires_at(expires_in),
-        )
+        return key, normalized_type, expires_in
 
     def _expires_at(self, seconds: int) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC).replace(microsecond=0) + timedelta(seconds=seconds)

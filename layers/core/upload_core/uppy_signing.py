@@ -5,8 +5,9 @@ upload, CreateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload or
 AbortMultipartUpload. The browser talks to S3 directly, so every limit has to be in what is
 signed:
 
-- whole file: a presigned POST form (UploadService.form) whose policy pins a server-chosen key,
-  the exact size, the content type and the pending tag;
+- whole file: a presigned PutObject (UploadService.put_url, reserved as a form is) at a
+  server-chosen key signing the exact Content-Length and the Content-Type (headers every browser
+  sends by itself) and, in the query string, the metadata and the pending tag;
 - create: the plan is reserved here, exactly as the native create reserves it (a declared size
   gets exact part lengths), at a key chosen here under the caller's prefix; the URL signs the
   content type, the system metadata and the pending tag, so only that upload can be created at
@@ -18,9 +19,15 @@ signed:
   and other uploads a replayed create URL made at the key are aborted;
 - part: the plan's exact length is signed in (Content-Length);
 - complete: the stored parts are checked against the plan and the quota first, and the URL
-  signs the total they make (`x-amz-mp-object-size`) and `If-None-Match: *`, so S3 refuses a
-  completion of any other size and never replaces an object;
+  signs the total they make (`x-amz-mp-object-size`), so S3 refuses a completion of any other
+  size; no object may be at the key yet (only this plan's upload can complete there);
 - abort: aborted here (S3 and the reservation) before the browser's own DELETE is signed.
+
+Nothing but Content-Type (and the Content-Length a browser derives from the body) may have to be
+sent as a header: `npm install uppy` (6.0.1) brings @uppy/aws-s3 6.1.0, which uses only the
+`url` (and `key`) of the answer and sends no `headers` and no `fields`. So every other signed
+value travels in the URL's query string (S3Gateway hoists x-amz-* there), and one answer works
+for 6.1 and for 6.3, which sends the `headers` given (only Content-Type here).
 
 The reservation is settled when the object is there: by the validator's verdict on it, or by
 the sweeper once the plan's time is up (it settles a plan whose object exists and ends one
@@ -33,10 +40,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from upload_core import keys, parts
-from upload_core.errors import InvalidRequest, NotFound, UploadError
+from upload_core.errors import Conflict, InvalidRequest, NotFound, UploadError
 from upload_core.observability import logger
 from upload_core.registry import PlanKind, PlanState, UploadPlan
-from upload_core.s3 import encode_tag_query
 from upload_core.settings import S3_MAX_PARTS, S3_MIN_PART_SIZE
 from upload_core.uploads import PartRequest, UploadService
 
@@ -143,13 +149,14 @@ class UppySigner:
 
     # --- whole file and create -------------------------------------------------------------------
     def _put_object(self, owner: str, request: SignRequest) -> SignedRequest:
-        form = self._service.form(
+        put = self._service.put_url(
             owner,
             filename=self._filename(request),
             content_type=self._content_type(request),
             size=self._size(request),
+            expires_in=self._expires_in(request),
         )
-        return SignedRequest(url=form.url, method="POST", key=form.key, fields=form.fields)
+        return SignedRequest(url=put.url, method="PUT", key=put.key, headers={"Content-Type": put.content_type})
 
     def _create(self, owner: str, request: SignRequest) -> SignedRequest:
         size = self._size(request)
@@ -168,11 +175,7 @@ class UppySigner:
             tags=reserved.tags,
             expires_in=self._expires_in(request),
         )
-        headers = {
-            "Content-Type": plan.content_type,
-            "x-amz-tagging": encode_tag_query(reserved.tags),
-            **{f"x-amz-meta-{name}": value for name, value in reserved.metadata.items()},
-        }
+        headers = {"Content-Type": plan.content_type}
         logger.info("upload planned for a browser-created multipart upload", extra={"key": plan.key, "size": size})
         return SignedRequest(url=url, method="POST", key=plan.key, headers=headers)
 
@@ -217,10 +220,13 @@ class UppySigner:
     # --- complete --------------------------------------------------------------------------------
     def _complete(self, owner: str, plan: UploadPlan, upload_id: str, expires_in: int) -> SignedRequest:
         total = self._service.checked_size(owner, upload_id, plan.key)
+        # Uppy 6.1 cannot send If-None-Match; the key is new and only this upload can complete
+        # there, so an object already at it means this upload completed before.
+        if self._s3.head_object(plan.key) is not None:
+            raise Conflict("this upload is already complete", code="UploadAlreadyCompleted")
         url = self._s3.presign_complete_multipart_upload(plan.key, upload_id, object_size=total, expires_in=expires_in)
-        headers = {"If-None-Match": "*", "x-amz-mp-object-size": str(total)}
         logger.info("completion signed", extra={"key": plan.key, "upload_id": upload_id, "size": total})
-        return SignedRequest(url=url, method="POST", headers=headers)
+        return SignedRequest(url=url, method="POST")
 
     # --- inputs ----------------------------------------------------------------------------------
     def _expires_in(self, request: SignRequest) -> int:
