@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -45,6 +46,7 @@ LogCallback = Callable[[str], None]
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_RETRIES = 5
+SEND_BLOCK = 1024 * 1024
 
 
 class Uploader:
@@ -53,8 +55,9 @@ class Uploader:
     ``api_url`` and ``token``: the API's base URL and a bearer token. ``concurrency``: parts in
     flight at once. ``part_size``: bytes per part (None lets the API choose; S3 needs ≥ 5 MiB).
     ``checksum``: the per-part checksum signed into each part URL so that S3 refuses a corrupted
-    body — ``"md5"`` (Content-MD5), ``"sha256"`` or ``"crc32"`` (S3 additional checksums), or None.
-    Whatever it is, each part's ETag is compared with its MD5 where S3 makes it one.
+    body — ``"crc32"`` (the default; zlib's, in C), ``"sha256"`` (S3 additional checksums),
+    ``"md5"`` (Content-MD5), or None. With md5 or None each part's ETag is compared with its MD5
+    where S3 makes it one; with an additional checksum, S3's echo of it.
     ``retries``: retries per API call and per part. ``session``: a ``requests.Session`` to use
     (proxies, certificates, adapters). ``state_files``: keep ``<file>.upload-state.json`` next to
     the source while uploading. ``log``: receives one-line notices (retries, aborts, warnings),
@@ -69,7 +72,7 @@ class Uploader:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         part_size: int | None = None,
-        checksum: Checksum | None = "md5",
+        checksum: Checksum | None = "crc32",
         retries: int = DEFAULT_RETRIES,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
@@ -223,10 +226,19 @@ class Uploader:
         self._notice(f"warning: {message}")
 
 
+class _LargeBlockAdapter(HTTPAdapter):
+    """Sends bodies in 1 MiB blocks instead of urllib3's 16 KiB: 64 times fewer reads, progress
+    reports and socket calls per part."""
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        pool_kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+
 def _default_session(concurrency: int) -> requests.Session:
     session = requests.Session()
     # One pooled connection per worker, plus the API calls, so connections are reused.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 2))
+    adapter = _LargeBlockAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 2))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
