@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from client.api import DEFAULT_TIMEOUT, ImportedObject, PendingUpload, UploadApi
 from client.cancellation import Cancellation
 from client.checksums import CHECKSUMS, Checksum
 from client.engine import ProgressCallback, TransferEngine, UploadResult, WhenStopped
-from client.errors import NotFoundError
+from client.errors import NotFoundError, UploadClientError
+from client.many import FileOutcome, FormUploader, upload_forms
 from client.part_task import PartSender
 from client.parts import SourceFile
 from client.planning import Planner, TransferJob, guess_content_type
@@ -40,13 +41,16 @@ from client.retry import RetryPolicy, Transient
 from client.state import load_state, remove_state, state_path_for
 from client.transfer import DEFAULT_PUT_TIMEOUT
 
-__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RETRIES", "ProgressCallback", "UploadResult", "Uploader"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RETRIES", "FileOutcome", "ProgressCallback", "UploadResult", "Uploader"]
 
 LogCallback = Callable[[str], None]
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_RETRIES = 5
 SEND_BLOCK = 1024 * 1024
+# Files up to this size go as one form POST in upload_many (the API's own limit is 100 MiB by
+# default; a file is read whole, so this bounds memory to concurrency x 16 MiB).
+DEFAULT_FORM_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Uploader:
@@ -131,6 +135,41 @@ class Uploader:
             name = filename or source_path.name
             job = self._planner.start(source, filename=name, content_type=content_type or guess_content_type(name))
             return self._transfer(job, on_progress, WhenStopped(not abort_on_interrupt, keep_parts))
+
+    def upload_many(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        content_type: str | None = None,
+        concurrency: int | None = None,
+        form_max_bytes: int = DEFAULT_FORM_MAX_BYTES,
+        on_file: Callable[[FileOutcome], None] | None = None,
+    ) -> list[FileOutcome]:
+        """Upload several files; one ``FileOutcome`` per path, in order (a failed file does not
+        stop the others).
+
+        Files up to ``form_max_bytes`` go ``concurrency`` (default: the uploader's) at a time as
+        forms: two calls each, ``POST /uploads/form`` and one POST to S3, whose ETag is checked
+        against the file's MD5. Larger files (or files the API refuses as too large for a form)
+        then go one after the other as multipart uploads, each with the uploader's concurrency.
+        ``on_file`` is called as each file ends, from the thread that sent it.
+        """
+        files = [Path(path) for path in paths]
+        forms = FormUploader(
+            self.api, self.session, policy=self.policy, sleep=self._sleep, form_max_bytes=form_max_bytes
+        )
+        outcomes, multipart = upload_forms(
+            forms, files, concurrency=concurrency or self.concurrency, content_type=content_type, on_file=on_file
+        )
+        for index in multipart:
+            try:
+                outcome = FileOutcome(str(files[index]), result=self.upload(files[index], content_type=content_type))
+            except UploadClientError as error:
+                outcome = FileOutcome(str(files[index]), error=error)
+            outcomes[index] = outcome
+            if on_file is not None:
+                on_file(outcome)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def resume(
         self,
