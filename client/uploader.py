@@ -274,10 +274,15 @@ class _LargeBlockAdapter(HTTPAdapter):
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
 
 
+def session_adapter(concurrency: int) -> HTTPAdapter:
+    """The adapter the uploader's own session uses: one pooled connection per worker plus the API
+    calls, so connections are reused, and bodies sent in 1 MiB blocks (for sessions made elsewhere)."""
+    return _LargeBlockAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 2))
+
+
 def _default_session(concurrency: int) -> requests.Session:
     session = requests.Session()
-    # One pooled connection per worker, plus the API calls, so connections are reused.
-    adapter = _LargeBlockAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 2))
+    adapter = session_adapter(concurrency)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
