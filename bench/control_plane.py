@@ -49,6 +49,7 @@ from botocore.config import Config  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
 from local.stack import LocalStack  # noqa: E402
+from tests.stack_limits import GENEROUS_LIMITS  # noqa: E402
 from tests.unit.lambda_fakes import FakeContext, http_event  # noqa: E402
 
 HEADING = "## Control plane"
@@ -201,7 +202,7 @@ class Signing:
 
 
 def run(runs: int) -> tuple[list[Row], Signing]:
-    with LocalStack(s3_port=0, api_port=0, s3_events=False) as stack:
+    with LocalStack(s3_port=0, api_port=0, s3_events=False, parameter_overrides=GENEROUS_LIMITS) as stack:
         api, local = Api(stack), InProcess(stack)
         s3 = stack.s3_client()
         rows: list[Row] = []

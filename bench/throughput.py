@@ -45,6 +45,7 @@ from botocore.config import Config  # noqa: E402
 from client.uploader import Uploader, session_adapter  # noqa: E402
 from local.functions import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY  # noqa: E402
 from local.stack import LocalStack  # noqa: E402
+from tests.stack_limits import GENEROUS_LIMITS  # noqa: E402
 
 HEADING = "## Throughput"
 BLOCK = 16 * MIB
@@ -176,7 +177,7 @@ def variants(stack: LocalStack, concurrency: int, part_size: int) -> list[Varian
 def run(size: int, runs: int, concurrency: int, part_size: int) -> list[Variant]:
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as directory:
         path = make_file(Path(directory), size)
-        with LocalStack(s3_port=0, api_port=0, s3_events=False) as stack:
+        with LocalStack(s3_port=0, api_port=0, s3_events=False, parameter_overrides=GENEROUS_LIMITS) as stack:
             s3 = stack.s3_client()
             chosen = variants(stack, concurrency, part_size)
             for variant in chosen:  # warm-up: workers started, connections open, code paths hot
