@@ -25,9 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from bench.report import MIB, bench_main, command_line, machine_line, median, use_code_paths
+from bench.report import MIB, bench_main, command_line, machine_line, median, purge, use_code_paths
 
 use_code_paths()
 
@@ -56,17 +55,6 @@ def make_files(directory: Path, count: int, size: int) -> list[Path]:
         path.write_bytes(os.urandom(size))
         paths.append(path)
     return paths
-
-
-def clear(s3: Any, bucket: str) -> int:
-    """Deletes every object (the embedded S3 keeps them in memory); returns how many there were."""
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        for start in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
-        count += len(keys)
-    return count
 
 
 def run(count: int, size: int, width: int, runs: int) -> list[Side]:
@@ -100,7 +88,7 @@ def run(count: int, size: int, width: int, runs: int) -> list[Side]:
                     library_run() if side is library else boto3_run(f"r{index}")
                     elapsed = time.perf_counter() - started
                     load = os.getloadavg()[0]
-                    stored = clear(s3, stack.bucket)
+                    stored = purge(s3, stack.bucket)
                     assert stored == count, f"{side.name}: {stored} objects stored of {count}"
                     if index == 0:
                         continue

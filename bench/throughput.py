@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import MIB, bench_main, command_line, machine_line, median, use_code_paths
+from bench.report import MIB, bench_main, command_line, machine_line, median, purge, use_code_paths
 
 use_code_paths()
 
@@ -181,7 +181,8 @@ def run(size: int, runs: int, concurrency: int, part_size: int) -> list[Variant]
             s3 = stack.s3_client()
             chosen = variants(stack, concurrency, part_size)
             for variant in chosen:  # warm-up: workers started, connections open, code paths hot
-                s3.delete_object(Bucket=stack.bucket, Key=variant.run(path, f"warm-{variant.name}"))
+                variant.run(path, f"warm-{variant.name}")
+                purge(s3, stack.bucket)
             for index in range(runs):
                 for variant in chosen:
                     before = variant.counter.api_calls if variant.counter is not None else 0
@@ -193,7 +194,7 @@ def run(size: int, runs: int, concurrency: int, part_size: int) -> list[Variant]
                         variant.api_calls.append(variant.counter.api_calls - before)
                     stored = s3.head_object(Bucket=stack.bucket, Key=key)["ContentLength"]
                     assert stored == size, f"{variant.name}: stored {stored} bytes of {size}"
-                    s3.delete_object(Bucket=stack.bucket, Key=key)
+                    purge(s3, stack.bucket)
                     print(
                         f"{variant.name:18} run {index + 1}: {size / MIB / variant.seconds[-1]:7.1f} MiB/s",
                         file=sys.stderr,
