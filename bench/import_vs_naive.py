@@ -17,11 +17,11 @@ import sys
 import textwrap
 from collections import defaultdict
 
-from bench.report import bench_main, command_line, machine_line, median, size_list, use_code_paths
+from bench.report import bench_main, command_line, machine_line, median, purge, size_list, use_code_paths
 
 use_code_paths()
 
-from bench.import_memory import BUCKET, Row, run_child, source_server  # noqa: E402
+from bench.import_memory import BUCKET, Row, prepare, run_child, source_server  # noqa: E402
 from local.s3server import EmbeddedS3  # noqa: E402
 
 HEADING = "## Import memory vs a naive import"
@@ -32,8 +32,7 @@ IMPORTS_MEMORY_MIB = 512  # ImportsFunction's MemorySize in template.yaml
 def run(sizes: list[int], runs: int) -> dict[tuple[str, int], list[Row]]:
     rows: dict[tuple[str, int], list[Row]] = defaultdict(list)
     with EmbeddedS3(0) as s3, source_server() as port:
-        client = s3.s3_client()
-        client.create_bucket(Bucket=BUCKET)
+        prepare(s3)
         for size in sizes:
             for index in range(runs):
                 for variant in VARIANTS:  # interleaved: a busy moment hits both
@@ -44,8 +43,7 @@ def run(sizes: list[int], runs: int) -> dict[tuple[str, int], list[Row]]:
                         f"{size / row.seconds:.0f} MiB/s",
                         file=sys.stderr,
                     )
-                for listed in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-                    client.delete_object(Bucket=BUCKET, Key=listed["Key"])  # MiniStack keeps objects in memory
+                purge(s3.s3_client(), BUCKET)  # MiniStack keeps objects in memory
     return rows
 
 
