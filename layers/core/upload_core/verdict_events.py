@@ -64,7 +64,7 @@ class VerdictPublisher:
     @property
     def client(self) -> Any:
         if self._client is None:
-            # The endpoint comes from AWS_ENDPOINT_URL_EVENTS when set (the local stack sets it).
+            # The endpoint comes from AWS_ENDPOINT_URL_EVENTBRIDGE when set (the local stack sets it).
             config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3, read_timeout=5)
             self._client = boto3.client("events", region_name=self._region, config=config)
         return self._client
