@@ -4,14 +4,20 @@ invisible to others; one EventBridge event per version even when S3 notifies twi
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import requests
 from api_client import ApiClient
 
 from local.stack import LocalStack
+from local.template import REPO_ROOT
 from tests import image_corpus as corpus
 from tests.registry_support import registry_of
 from upload_core.registry import FileRecord, FileStatus
@@ -177,3 +183,45 @@ def test_exactly_one_event_per_version_when_s3_notifies_twice(api: ApiClient, st
     )
     rejected = next(event for event in mine if event["detail"]["key"] == bad)
     assert rejected["detail"]["reason"] == "trailing-data" and rejected["detail"]["fileId"] == file_id(bad)
+
+
+def run_cli(stack: LocalStack, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")}
+    env.update(UPLOAD_API_URL=stack.api_url, UPLOAD_API_TOKEN=stack.token_for(user))
+    return subprocess.run(
+        [sys.executable, "-m", "client", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_cli_waits_for_verdicts_exits_10_for_a_rejected_file_and_gets_the_valid_one(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given a folder with a valid image and one the validator rejects
+    owner = user()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    good = corpus.png()
+    (folder / "good.png").write_bytes(good)
+    (folder / "bad.png").write_bytes(BAD_PNG)
+    # When the CLI puts the folder
+    done = run_cli(stack, owner, "--json", "put", str(folder))
+    # Then it reports each file's verdict and exits with the rejection's code
+    assert done.returncode == 10, done.stderr
+    results = {Path(item["path"]).name: item for item in map(json.loads, done.stdout.splitlines())}
+    assert (results["good.png"]["verdict"], results["good.png"]["exitCode"]) == ("valid", 0)
+    assert (results["bad.png"]["verdict"], results["bad.png"]["reason"]) == ("rejected", "trailing-data")
+    # And `get` downloads the valid one byte-identical, `rm` deletes it, `ls` lists what is left
+    key = results["good.png"]["key"]
+    copy = tmp_path / "copy.png"
+    fetched = run_cli(stack, owner, "get", key, "-o", str(copy), "-q")
+    assert fetched.returncode == 0, fetched.stderr
+    assert copy.read_bytes() == good
+    assert run_cli(stack, owner, "rm", key).returncode == 0
+    listed = run_cli(stack, owner, "ls", "--json")
+    assert [item["status"] for item in json.loads(listed.stdout)["files"]] == ["rejected"]
