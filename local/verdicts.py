@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from local import console
-from upload_core.verdict_events import SOURCE
 
+# upload_core.verdict_events.SOURCE (the local stack does not import the layers; a test checks).
+SOURCE = "s3-direct-upload"
 RULE_NAME = "local-verdicts"
 QUEUE_NAME = "local-verdicts"
 
