@@ -10,7 +10,7 @@ from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Depends, Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -32,6 +32,8 @@ file_service = Lazy(lambda: FileService(settings))
 
 Caller = Annotated[str, Depends(caller_id)]
 Service = Annotated[FileService, Depends(file_service)]
+# A fileId is 32 hex digits; any other id of a sane length is simply no file of the caller's (404).
+FileId = Annotated[str, Path(min_length=1, max_length=64)]
 NO_SUCH_FILE = {404: docs.error("No such file among the caller's (another owner's file is 404 too)")}
 
 
@@ -63,7 +65,7 @@ def list_files(
         {410: docs.error("Rejected: the validator rejected the file; there is nothing to download")},
     ),
 )
-def get_file(fileId: str, caller: Caller, service: Service) -> FileOut:
+def get_file(fileId: FileId, caller: Caller, service: Service) -> FileOut:
     return FileOut.of(service.get(caller, fileId))
 
 
@@ -72,7 +74,7 @@ def get_file(fileId: str, caller: Caller, service: Service) -> FileOut:
     summary="One of the caller's files, whatever its status, without a link",
     responses=docs.responses(200, FileOut, "The file and its verdict", NO_SUCH_FILE),
 )
-def file_status(fileId: str, caller: Caller, service: Service) -> FileOut:
+def file_status(fileId: FileId, caller: Caller, service: Service) -> FileOut:
     return FileOut.of(service.describe(caller, fileId))
 
 
@@ -81,7 +83,7 @@ def file_status(fileId: str, caller: Caller, service: Service) -> FileOut:
     summary="Delete one of the caller's files (idempotent)",
     responses=docs.responses(204, None, "Every version removed and the stored bytes released", NO_SUCH_FILE),
 )
-def delete_file(fileId: str, caller: Caller, service: Service) -> Response[None]:
+def delete_file(fileId: FileId, caller: Caller, service: Service) -> Response[None]:
     service.delete(caller, fileId)
     return Response(status_code=int(HTTPStatus.NO_CONTENT), body=None)
 
