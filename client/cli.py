@@ -1,4 +1,4 @@
-"""``python -m client``: upload, resume, import, list and abort from a terminal.
+"""``python -m client``: upload (and learn the verdicts), resume, import, list, fetch, delete and abort.
 
 A thin layer over ``client.Uploader``: it reads the configuration (flags, then the environment),
 draws the progress bar, prints one line per result, and turns every failure into a one-line
@@ -9,7 +9,11 @@ message and an exit code (``client.errors.ExitCode``, listed in docs/client.md).
     .venv/bin/python -m client put photo.png --concurrency 8 --part-size 16MiB
     .venv/bin/python -m client resume photo.png                    # after Ctrl-C (the parts are kept)
     .venv/bin/python -m client import https://example.com/cat.jpg
-    .venv/bin/python -m client ls
+    .venv/bin/python -m client put photos/ *.jpg                   # waits for each verdict (exit 10: rejected)
+    .venv/bin/python -m client ls                                  # your files and their status
+    .venv/bin/python -m client get <fileId> -o copy.png            # verified download
+    .venv/bin/python -m client rm <fileId>
+    .venv/bin/python -m client ls --unfinished
     .venv/bin/python -m client abort uploads/local-user/<id>/photo.png
 """
 
