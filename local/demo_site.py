@@ -31,6 +31,7 @@ _CSS = "text/css; charset=utf-8"
 FILES: dict[str, tuple[str, str]] = {
     "/demo/": ("index.html", "text/html; charset=utf-8"),
     "/demo/demo.js": ("demo.js", _JS),
+    "/demo/files.js": ("files.js", _JS),
     "/demo/demo.css": ("demo.css", _CSS),
     "/demo/vendor/uppy.min.mjs": ("node_modules/uppy/dist/uppy.min.mjs", _JS),
     "/demo/vendor/uppy.min.mjs.map": ("node_modules/uppy/dist/uppy.min.mjs.map", "application/json"),

@@ -270,3 +270,37 @@ def test_the_import_box_shows_why_an_import_was_refused(tab: CheckedPage, stack:
     assert page.locator("tr.object").count() == 0
     # The refused request is the only thing the browser complains about.
     assert all("status of 4" in problem for problem in tab.problems), tab.problems
+
+
+def file_row(page: Page, filename: str) -> Locator:
+    return page.locator("#files tbody tr", has_text=filename)
+
+
+def test_your_files_lists_statuses_downloads_a_valid_file_and_deletes_it(
+    tab: CheckedPage, stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given a valid image and a text file named like a PNG, uploaded through the Dashboard
+    good, fake = tmp_path / "listed.png", tmp_path / "listed-fake.png"
+    good.write_bytes(small_png())
+    fake.write_bytes(b"still not an image\n" * 10)
+    page = open_demo(tab, stack)
+    add_files(page, [good, fake])
+    page.locator(".uppy-StatusBar-actionBtn--upload").click()
+    # Then "Your files" shows each with the validator's verdict
+    expect(file_row(page, "listed.png")).to_have_attribute("data-status", "valid", timeout=VERDICT_TIMEOUT_MS)
+    expect(file_row(page, "listed-fake.png")).to_have_attribute("data-status", "rejected", timeout=VERDICT_TIMEOUT_MS)
+    # And the rejected file is failed in Uppy's own list, not checked
+    expect(page.locator(".uppy-Dashboard-Item.is-error", has_text="listed-fake")).to_have_count(
+        1, timeout=VERDICT_TIMEOUT_MS
+    )
+    # And only the valid one has a download link, which saves the same bytes as an attachment
+    assert file_row(page, "listed-fake.png").locator("a.download").count() == 0
+    with page.expect_download() as downloading:
+        file_row(page, "listed.png").locator("a.download").click()
+    saved = downloading.value
+    assert saved.suggested_filename == "listed.png"
+    assert Path(saved.path()).read_bytes() == good.read_bytes()
+    # When the valid one is deleted, Then it leaves the list
+    file_row(page, "listed.png").locator("button.delete").click()
+    expect(file_row(page, "listed.png")).to_have_count(0, timeout=10_000)
+    assert [problem for problem in tab.problems if "404" not in problem] == []
