@@ -137,10 +137,18 @@ class LocalStack:
         )
         if self._s3_events:
             self.events.wire().start()
-            bus = self.template.resolver({}, self.parameter_overrides).resolve({"Ref": "EventBusName"}, "EventBusName")
             self.verdicts = (
-                VerdictWatcher(self._s3.emulator_client("events"), self.sqs_client(), bus_name=str(bus)).wire().start()
+                VerdictWatcher(self._s3.emulator_client("events"), self.sqs_client(), bus_name=self._event_bus())
+                .wire()
+                .start()
             )
+
+    def _event_bus(self) -> str:
+        """The bus the validator publishes to (the template's EventBusName; `default` without one)."""
+        if "EventBusName" not in (self.template.document.get("Parameters") or {}):
+            return "default"
+        resolver = self.template.resolver({}, self.parameter_overrides)
+        return str(resolver.resolve({"Ref": "EventBusName"}, "EventBusName"))
 
     def _start_gateway(self) -> None:
         assert self.functions is not None
