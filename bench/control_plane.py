@@ -49,6 +49,7 @@ from botocore.config import Config  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
 from local.stack import LocalStack  # noqa: E402
+from tests.stack_limits import GENEROUS_LIMITS  # noqa: E402
 from tests.unit.lambda_fakes import FakeContext, http_event  # noqa: E402
 
 HEADING = "## Control plane"
@@ -200,8 +201,8 @@ class Signing:
     response_kib: float
 
 
-def run(runs: int) -> tuple[list[Row], Signing]:
-    with LocalStack(s3_port=0, api_port=0, s3_events=False) as stack:
+def run(runs: int, *, stubbed: bool = True) -> tuple[list[Row], Signing]:
+    with LocalStack(s3_port=0, api_port=0, s3_events=False, parameter_overrides=GENEROUS_LIMITS) as stack:
         api, local = Api(stack), InProcess(stack)
         s3 = stack.s3_client()
         rows: list[Row] = []
@@ -245,14 +246,15 @@ def run(runs: int) -> tuple[list[Row], Signing]:
         rows.append(
             Row("complete, 2 parts (real, HTTP)", "1 ListParts + 1 CompleteMultipartUpload", median(samples), 0.0)
         )
-        rows.append(
-            Row(
-                "complete, 1280 parts (S3 stubbed)",
-                "2 ListParts pages + 1 CompleteMultipartUpload",
-                None,
-                stubbed_completion(local, runs),
+        if stubbed:
+            rows.append(
+                Row(
+                    "complete, 1280 parts (S3 stubbed)",
+                    "2 ListParts pages + 1 CompleteMultipartUpload",
+                    None,
+                    stubbed_completion(local, runs),
+                )
             )
-        )
 
         # signing 1000 URLs: the API's one request against a plain boto3 loop
         api_1000 = next(row for row in rows if row.call == f"sign parts 1-{BATCH}")
@@ -314,11 +316,17 @@ def markdown(rows: list[Row], signing: Signing, runs: int, argv: list[str]) -> s
 
 
 def options(parser: argparse.ArgumentParser) -> None:
+    # The stubbed completion swaps the handler's service for one on a stubbed S3 client; the
+    # handler now gets its service by dependency injection with a registry, which that swap does
+    # not reach yet, so it can be left out.
+    parser.add_argument(
+        "--no-stubbed-completion", action="store_true", help="leave out the 1280-part completion on a stubbed S3"
+    )
     parser.add_argument("--runs", type=int, default=10, help="repetitions of each measurement (median reported)")
 
 
 def report(args: argparse.Namespace, argv: list[str]) -> str:
-    rows, signing = run(args.runs)
+    rows, signing = run(args.runs, stubbed=not args.no_stubbed_completion)
     return markdown(rows, signing, args.runs, argv)
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 # The functions' metrics need a namespace, as the template's Globals give them on AWS; benchmarks
 # that call the domain code directly would otherwise fail when Powertools flushes 100 metrics.
@@ -98,6 +99,20 @@ def write_section(heading: str, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     BENCHMARKS.write_text(text, encoding="utf-8")
+
+
+def purge(s3: Any, bucket: str, prefix: str = "") -> int:
+    """Deletes every version of every object under ``prefix`` (the bucket is versioned, so a plain
+    delete only adds a marker, and the embedded S3 keeps every version in memory); returns how
+    many objects (latest versions) there were."""
+    count = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        entries = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        count += sum(1 for entry in page.get("Versions", []) if entry.get("IsLatest"))
+        keys = [{"Key": entry["Key"], "VersionId": entry["VersionId"]} for entry in entries]
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
+    return count
 
 
 def size_list(text: str) -> list[int]:

@@ -22,7 +22,7 @@ from client.errors import (
     UploadInterrupted,
 )
 from client.retry import RetryPolicy
-from client.uploader import ProgressCallback, Uploader, UploadResult
+from client.uploader import FileOutcome, ProgressCallback, Uploader, UploadResult
 
 __all__ = [
     "ApiError",
@@ -30,6 +30,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "ExitCode",
+    "FileOutcome",
     "ImportedObject",
     "KeptUpload",
     "LocalFileError",

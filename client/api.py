@@ -47,6 +47,15 @@ class SignedPart:
 
 
 @dataclass(frozen=True, slots=True)
+class FormTarget:
+    """Where a small file goes in one POST: S3's URL and the signed form fields to send with it."""
+
+    url: str
+    fields: dict[str, str]
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class UploadedPart:
     part_number: int
     etag: str
@@ -153,6 +162,16 @@ class UploadApi:
             part_count=int(data["partCount"]),
             checksum_algorithm=data.get("checksumAlgorithm"),
         )
+
+    def create_form(self, *, filename: str, content_type: str, size: int) -> FormTarget:
+        """``POST /uploads/form``: a signed form for one POST of exactly ``size`` bytes to S3."""
+        # As with create_upload, a retry after a lost answer leaves an unused form behind, whose
+        # reservation the sweeper releases once the form expires.
+        data = self._json(
+            "POST", "/uploads/form", json={"filename": filename, "contentType": content_type, "size": size}
+        )
+        fields = {str(name): str(value) for name, value in (data.get("fields") or {}).items()}
+        return FormTarget(url=str(data["url"]), fields=fields, key=str(data["key"]))
 
     def sign_parts(
         self, upload_id: str, key: str, parts: Sequence[PartToSign], *, checksum_algorithm: str | None = None

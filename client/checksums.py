@@ -1,9 +1,11 @@
 """Per-part digests, computed while a part is read, and the ETag arithmetic of S3 multipart uploads.
 
-Every part gets an MD5 (S3's ETag of a part is its MD5 for unencrypted and SSE-S3 objects, which
-lets the client check what S3 stored, and the completed object's ETag is the MD5 of those MD5s
-followed by ``-<part count>``) and, when the upload uses one, an additional S3 checksum
-(SHA-256 or CRC32), which is signed into the part's URL so S3 refuses a body that does not match.
+A part gets either an additional S3 checksum (CRC32, the default, or SHA-256), signed into the
+part's URL so S3 refuses a body that does not match and echoed when it stores one, or, without
+one, an MD5: S3's ETag of a part is its MD5 for unencrypted and SSE-S3 objects, which lets the
+client check what S3 stored, and the completed object's ETag is the MD5 of those MD5s followed by
+``-<part count>``. MD5 is skipped when S3 checks a CRC32 or SHA-256 itself: it runs at about a
+sixth of zlib's CRC32 speed and would then only repeat S3's own check.
 """
 
 from __future__ import annotations
@@ -34,29 +36,33 @@ def b64(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PartDigest:
-    md5: bytes  # raw 16 bytes
+    md5: bytes | None  # raw 16 bytes; None when an additional checksum stands in for it
     checksum: str | None  # base64 of the additional checksum, when the upload uses one
 
     @property
     def md5_hex(self) -> str:
-        return self.md5.hex()
+        """The MD5 in hex, or "" when it was not computed (it then matches no ETag)."""
+        return self.md5.hex() if self.md5 is not None else ""
 
     @property
     def content_md5(self) -> str:
         """The ``Content-MD5`` header value (base64 of the raw digest)."""
+        if self.md5 is None:
+            raise ValueError("this part's MD5 was not computed")
         return b64(self.md5)
 
 
 class PartHasher:
-    """Feeds each chunk of a part to MD5 and to the upload's additional checksum, if any."""
+    """Feeds each chunk of a part to the upload's additional checksum, or to MD5 without one."""
 
     def __init__(self, checksum: Checksum | None) -> None:
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False) if checksum in (None, "md5") else None
         self._sha256 = hashlib.sha256() if checksum == "sha256" else None
         self._crc32: int | None = 0 if checksum == "crc32" else None
 
     def update(self, chunk: bytes | memoryview) -> None:
-        self._md5.update(chunk)
+        if self._md5 is not None:
+            self._md5.update(chunk)
         if self._sha256 is not None:
             self._sha256.update(chunk)
         if self._crc32 is not None:
@@ -69,7 +75,7 @@ class PartHasher:
             extra = b64(self._crc32.to_bytes(4, "big"))
         else:
             extra = None
-        return PartDigest(md5=self._md5.digest(), checksum=extra)
+        return PartDigest(md5=self._md5.digest() if self._md5 is not None else None, checksum=extra)
 
 
 def normalize_etag(etag: str) -> str:

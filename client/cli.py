@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument(
         "--checksum",
         choices=[*CHECKSUMS, "none"],
-        default="md5",
-        help="per-part checksum signed into each part URL and checked by S3 (default md5)",
+        default="crc32",
+        help="per-part checksum signed into each part URL and checked by S3 (default crc32)",
     )
     put.add_argument("--content-type", default=None, help="declared type (default: guessed from the extension)")
     put.add_argument("--name", default=None, help="file name for the key (one file only; default: the file's name)")
@@ -228,7 +228,7 @@ def make_uploader(
     session: requests.Session | None,
     log: Callable[[str], None] | None,
 ) -> Uploader:
-    option = str(getattr(args, "checksum", "md5"))
+    option = str(getattr(args, "checksum", "crc32"))
     checksum: Checksum | None = next((name for name in CHECKSUMS if name == option), None)
     return Uploader(
         api_url,

@@ -140,6 +140,7 @@ class TransferEngine:
         executor = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="upload-part")
         in_flight: set[Future[StoredPart]] = set()
         done: dict[int, StoredPart] = {}
+        self._sender.start(self._concurrency)
         try:
             self._send_all(executor, in_flight, done, _Progress(job.plan.size, on_progress))
             if not job.source.unchanged():
@@ -153,6 +154,7 @@ class TransferEngine:
             raise failure from error
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
+            self._sender.stop()
         # The upload is now an object: nothing to keep or abort, whatever the check says.
         if job.state is not None:
             job.state.remove()

@@ -1,7 +1,8 @@
 """One part's task, run on a worker thread: make sure part N is in S3 and holds the local bytes.
 
-The part is read (and hashed) only when its turn comes. A part already in S3 that matches is
-kept; otherwise the API signs a URL with the part's checksum in it and the bytes are PUT, with
+The part's digest and URL come from the signing thread (client.signing: parts hashed ahead and
+signed in batches); the part's bytes are read only when its turn comes. A part already in S3 that
+matches is kept; otherwise the bytes are PUT to the URL, which has the part's checksum in it, with
 retries (backoff and full jitter) for transient failures, a fresh URL at once for an expired one
 (only a run of them, which points at a wrong clock, counts as a failure), and a fresh read when
 S3 refuses the body as not matching its checksum.
@@ -13,13 +14,13 @@ from collections.abc import Callable
 
 import requests
 
-from client.api import PartToSign, SignedPart, UploadApi
+from client.api import SignedPart, UploadApi
 from client.cancellation import Cancellation
 from client.checksums import API_ALGORITHMS, PartDigest
 from client.errors import LocalFileError, TransferError
 from client.planning import TransferJob
-from client.resume import part_matches
 from client.retry import RetryPolicy, Transient, call_with_retries
+from client.signing import SignAhead, part_to_sign
 from client.transfer import Outcome, PartBody, put_part
 from client.verify import StoredPart, reused_part, stored_part
 
@@ -54,27 +55,44 @@ class PartSender:
         self.put_timeout = put_timeout
         self.cancellation = cancellation
         self.notice = notice
+        self._ahead: SignAhead | None = None
+
+    def start(self, concurrency: int) -> None:
+        """Starts hashing and signing ahead (the first batch covers the first parts in flight)."""
+        self._ahead = SignAhead(self.job, self.api, self.cancellation, first_batch=2 * concurrency)
+        self._ahead.start()
+
+    def stop(self) -> None:
+        if self._ahead is not None:
+            self._ahead.stop()
+
+    @property
+    def sign_calls(self) -> int:
+        return self._ahead.sign_calls if self._ahead is not None else 0
 
     def send(self, number: int, on_read: ReadCallback) -> StoredPart:
         """Runs in a worker: the part, stored in S3 (or found there intact)."""
         job = self.job
         self.cancellation.check()
+        if self._ahead is None:
+            self.start(1)
+        assert self._ahead is not None
+        ready = self._ahead.take(number)
         offset, length = job.plan.offset(number), job.plan.length(number)
-        data, digest = job.source.read(offset, length, job.checksum)
-        listed = job.existing.get(number)
-        if listed is not None and part_matches(listed, length, digest, job.recorded_etags):
-            return reused_part(number, length, digest, listed.etag)
-        attempts = _PartAttempts(self, number, offset=offset, data=data, digest=digest, on_read=on_read)
+        if ready.reused_etag is not None:
+            return reused_part(number, length, ready.digest, ready.reused_etag)
+        # Not hashed again: S3 checks the bytes against the signed checksum (and a refusal reads
+        # and hashes the part again, to tell a changed file from damage on the way).
+        data = job.source.read_bytes(offset, length)
+        attempts = _PartAttempts(
+            self, number, offset=offset, data=data, digest=ready.digest, on_read=on_read, signed=ready.signed
+        )
         return call_with_retries(attempts.attempt, self.policy, self.sleep)
 
     def sign(self, number: int, digest: PartDigest) -> SignedPart:
+        """A fresh URL for one part (its first expired)."""
         job = self.job
-        if job.checksum is None:
-            part = PartToSign(number)
-        elif job.checksum == "md5":
-            part = PartToSign(number, content_md5=digest.content_md5)
-        else:
-            part = PartToSign(number, checksum=digest.checksum)
+        part = part_to_sign(number, digest, job.checksum)
         signed = self.api.sign_parts(
             job.upload_id, job.key, [part], checksum_algorithm=API_ALGORITHMS.get(job.checksum or "")
         )
@@ -87,7 +105,15 @@ class _PartAttempts:
     """One part across its attempts: its bytes, their digest, and the URL while it is valid."""
 
     def __init__(
-        self, sender: PartSender, number: int, *, offset: int, data: bytes, digest: PartDigest, on_read: ReadCallback
+        self,
+        sender: PartSender,
+        number: int,
+        *,
+        offset: int,
+        data: bytes,
+        digest: PartDigest,
+        on_read: ReadCallback,
+        signed: SignedPart | None = None,
     ) -> None:
         self._sender = sender
         self._number = number
@@ -95,7 +121,7 @@ class _PartAttempts:
         self._data = data
         self._digest = digest
         self._on_read = on_read
-        self._signed: SignedPart | None = None
+        self._signed = signed
 
     def attempt(self) -> StoredPart:
         sender, number = self._sender, self._number

@@ -169,6 +169,21 @@ class SourceFile:
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # b"" for an empty part
         return data, hasher.digest()
 
+    def read_bytes(self, offset: int, length: int) -> bytes:
+        """The part's bytes, not hashed (their digest is already known and S3 checks them)."""
+        pieces: list[bytes] = []
+        done = 0
+        while done < length:
+            try:
+                piece = self._pread(min(READ_PIECE, length - done), offset + done)
+            except OSError as error:
+                raise LocalFileError(f"{self.path}: read failed: {error.strerror}") from None
+            if not piece:
+                raise LocalFileError(f"{self.path}: the file got shorter during the upload")
+            pieces.append(piece)
+            done += len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     def _pread(self, length: int, offset: int) -> bytes:
         if hasattr(os, "pread"):
             return os.pread(self._file.fileno(), length, offset)

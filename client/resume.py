@@ -79,7 +79,7 @@ def part_matches(listed: UploadedPart, length: int, digest: PartDigest, recorded
     if listed.checksum and digest.checksum:
         return listed.checksum == digest.checksum
     etag = normalize_etag(listed.etag)
-    if is_md5_etag(etag) and etag == digest.md5_hex:
+    if digest.md5_hex and is_md5_etag(etag) and etag == digest.md5_hex:
         return True
     # Not an MD5 (SSE-KMS): trust the ETag this client itself recorded for the unchanged file.
     return recorded_etags.get(listed.part_number) == etag

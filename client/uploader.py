@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,8 +32,9 @@ from client.api import DEFAULT_TIMEOUT, ImportedObject, PendingUpload, UploadApi
 from client.cancellation import Cancellation
 from client.checksums import CHECKSUMS, Checksum
 from client.engine import ProgressCallback, TransferEngine, UploadResult, WhenStopped
-from client.errors import NotFoundError
+from client.errors import NotFoundError, UploadClientError
 from client.files import Files
+from client.many import FileOutcome, FormUploader, upload_forms
 from client.part_task import PartSender
 from client.parts import SourceFile
 from client.planning import Planner, TransferJob, guess_content_type
@@ -40,12 +42,16 @@ from client.retry import RetryPolicy, Transient
 from client.state import load_state, remove_state, state_path_for
 from client.transfer import DEFAULT_PUT_TIMEOUT
 
-__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RETRIES", "ProgressCallback", "UploadResult", "Uploader"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RETRIES", "FileOutcome", "ProgressCallback", "UploadResult", "Uploader"]
 
 LogCallback = Callable[[str], None]
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_RETRIES = 5
+SEND_BLOCK = 1024 * 1024
+# Files up to this size go as one form POST in upload_many (the API's own limit is 100 MiB by
+# default; a file is read whole, so this bounds memory to concurrency x 16 MiB).
+DEFAULT_FORM_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Uploader:
@@ -54,8 +60,9 @@ class Uploader:
     ``api_url`` and ``token``: the API's base URL and a bearer token. ``concurrency``: parts in
     flight at once. ``part_size``: bytes per part (None lets the API choose; S3 needs ≥ 5 MiB).
     ``checksum``: the per-part checksum signed into each part URL so that S3 refuses a corrupted
-    body — ``"md5"`` (Content-MD5), ``"sha256"`` or ``"crc32"`` (S3 additional checksums), or None.
-    Whatever it is, each part's ETag is compared with its MD5 where S3 makes it one.
+    body — ``"crc32"`` (the default; zlib's, in C), ``"sha256"`` (S3 additional checksums),
+    ``"md5"`` (Content-MD5), or None. With md5 or None each part's ETag is compared with its MD5
+    where S3 makes it one; with an additional checksum, S3's echo of it.
     ``retries``: retries per API call and per part. ``session``: a ``requests.Session`` to use
     (proxies, certificates, adapters). ``state_files``: keep ``<file>.upload-state.json`` next to
     the source while uploading. ``log``: receives one-line notices (retries, aborts, warnings),
@@ -70,7 +77,7 @@ class Uploader:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         part_size: int | None = None,
-        checksum: Checksum | None = "md5",
+        checksum: Checksum | None = "crc32",
         retries: int = DEFAULT_RETRIES,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
@@ -131,6 +138,41 @@ class Uploader:
             name = filename or source_path.name
             job = self._planner.start(source, filename=name, content_type=content_type or guess_content_type(name))
             return self._transfer(job, on_progress, WhenStopped(not abort_on_interrupt, keep_parts))
+
+    def upload_many(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        content_type: str | None = None,
+        concurrency: int | None = None,
+        form_max_bytes: int = DEFAULT_FORM_MAX_BYTES,
+        on_file: Callable[[FileOutcome], None] | None = None,
+    ) -> list[FileOutcome]:
+        """Upload several files; one ``FileOutcome`` per path, in order (a failed file does not
+        stop the others).
+
+        Files up to ``form_max_bytes`` go ``concurrency`` (default: the uploader's) at a time as
+        forms: two calls each, ``POST /uploads/form`` and one POST to S3, whose ETag is checked
+        against the file's MD5. Larger files (or files the API refuses as too large for a form)
+        then go one after the other as multipart uploads, each with the uploader's concurrency.
+        ``on_file`` is called as each file ends, from the thread that sent it.
+        """
+        files = [Path(path) for path in paths]
+        forms = FormUploader(
+            self.api, self.session, policy=self.policy, sleep=self._sleep, form_max_bytes=form_max_bytes
+        )
+        outcomes, multipart = upload_forms(
+            forms, files, concurrency=concurrency or self.concurrency, content_type=content_type, on_file=on_file
+        )
+        for index in multipart:
+            try:
+                outcome = FileOutcome(str(files[index]), result=self.upload(files[index], content_type=content_type))
+            except UploadClientError as error:
+                outcome = FileOutcome(str(files[index]), error=error)
+            outcomes[index] = outcome
+            if on_file is not None:
+                on_file(outcome)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def resume(
         self,
@@ -226,10 +268,24 @@ class Uploader:
         self._notice(f"warning: {message}")
 
 
+class _LargeBlockAdapter(HTTPAdapter):
+    """Sends bodies in 1 MiB blocks instead of urllib3's 16 KiB: 64 times fewer reads, progress
+    reports and socket calls per part."""
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        pool_kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+
+def session_adapter(concurrency: int) -> HTTPAdapter:
+    """The adapter the uploader's own session uses: one pooled connection per worker plus the API
+    calls, so connections are reused, and bodies sent in 1 MiB blocks (for sessions made elsewhere)."""
+    return _LargeBlockAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 2))
+
+
 def _default_session(concurrency: int) -> requests.Session:
     session = requests.Session()
-    # One pooled connection per worker, plus the API calls, so connections are reused.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, concurrency + 2))
+    adapter = session_adapter(concurrency)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -35,7 +35,8 @@ def stored_part(number: int, length: int, digest: PartDigest, result: PutResult)
     mismatch is ``Transient`` (the part is sent again: the bytes were damaged on the way)."""
     if result.etag is None:
         raise Transient(TransferError(f"part {number}: S3 answered without an ETag"))
-    if result.etag_is_md5 and is_md5_etag(result.etag) and normalize_etag(result.etag) != digest.md5_hex:
+    local_md5 = digest.md5_hex
+    if local_md5 and result.etag_is_md5 and is_md5_etag(result.etag) and normalize_etag(result.etag) != local_md5:
         stored_md5 = normalize_etag(result.etag)
         raise Transient(TransferError(f"part {number}: S3 stored a body with MD5 {stored_md5}, not {digest.md5_hex}"))
     echoed = (result.checksums or {}).values()
@@ -47,7 +48,7 @@ def stored_part(number: int, length: int, digest: PartDigest, result: PutResult)
 def reused_part(number: int, length: int, digest: PartDigest, etag: str) -> StoredPart:
     """A part found in S3 (already matched to the local bytes): its ETag counts as an MD5 only
     if it is this part's MD5, since SSE-KMS ETags look alike."""
-    is_md5 = normalize_etag(etag) == digest.md5_hex
+    is_md5 = bool(digest.md5_hex) and normalize_etag(etag) == digest.md5_hex
     return StoredPart(number, etag, digest, length, sent=False, etag_is_md5=is_md5)
 
 
@@ -56,9 +57,11 @@ def check_completed(size: int, parts: Sequence[StoredPart], completed: Completed
     ETag of exactly these parts."""
     if completed.size != size:
         raise TransferError(f"S3 stored {completed.size} bytes but the file has {size}")
-    all_md5 = all(part.etag_is_md5 and is_md5_etag(part.etag) for part in parts)
-    if not all_md5 or not is_multipart_md5_etag(completed.etag):
+    md5s = [part.digest.md5 for part in parts if part.etag_is_md5 and is_md5_etag(part.etag)]
+    # Without every part's MD5 (an additional checksum stood in for it, which S3 checked per part)
+    # there is no ETag to expect.
+    if len(md5s) != len(parts) or None in md5s or not is_multipart_md5_etag(completed.etag):
         return
-    expected = multipart_etag([part.digest.md5 for part in parts])
+    expected = multipart_etag([md5 for md5 in md5s if md5 is not None])
     if normalize_etag(completed.etag) != expected:
         raise TransferError(f"the stored object's ETag {normalize_etag(completed.etag)} is not the expected {expected}")

@@ -3,8 +3,9 @@
 None of this is in template.yaml or the deployed API: the local gateway asks ``DemoSite`` only
 for requests that no template route matches, so it can never shadow or change a product route.
 
-    GET /demo/              the page (index.html), its script and stylesheet
-    GET /demo/vendor/...    Uppy's prebuilt bundle from local/demo/node_modules (npm ci)
+    GET /demo/              the page on Uppy 6 (index.html, demo.js: signRequest against POST /s3/sign)
+    GET /demo/uppy5/        the page on Uppy 5 (uppy5.html, uppy5.js: the Companion-style routes)
+    GET /demo/vendor/...    the Uppy bundles from local/demo/node_modules (npm ci)
     GET /demo/config.json   the API's URL and a fresh local token for user "demo-user"
 
 The token is signed with the local key (see local/tokens.py), which only the local authorizer
@@ -30,12 +31,20 @@ _JS = "text/javascript; charset=utf-8"
 _CSS = "text/css; charset=utf-8"
 FILES: dict[str, tuple[str, str]] = {
     "/demo/": ("index.html", "text/html; charset=utf-8"),
+    "/demo/uppy5/": ("uppy5.html", "text/html; charset=utf-8"),
+    "/demo/common.js": ("common.js", _JS),
     "/demo/demo.js": ("demo.js", _JS),
     "/demo/files.js": ("files.js", _JS),
+    "/demo/uppy5.js": ("uppy5.js", _JS),
     "/demo/demo.css": ("demo.css", _CSS),
+    # Uppy 6: the prebuilt bundle of `uppy` 6.0.1, exactly what `npm install uppy` gives.
     "/demo/vendor/uppy.min.mjs": ("node_modules/uppy/dist/uppy.min.mjs", _JS),
     "/demo/vendor/uppy.min.mjs.map": ("node_modules/uppy/dist/uppy.min.mjs.map", "application/json"),
     "/demo/vendor/uppy.min.css": ("node_modules/uppy/dist/uppy.min.css", _CSS),
+    # Uppy 5: `uppy` 5.2.4's prebuilt bundle (installed under the alias `uppy5`).
+    "/demo/vendor/uppy5.min.mjs": ("node_modules/uppy5/dist/uppy.min.mjs", _JS),
+    "/demo/vendor/uppy5.min.mjs.map": ("node_modules/uppy5/dist/uppy.min.mjs.map", "application/json"),
+    "/demo/vendor/uppy5.min.css": ("node_modules/uppy5/dist/uppy.min.css", _CSS),
 }
 NOT_INSTALLED = "Uppy is not installed for the demo page: run scripts/bootstrap.sh (it runs `npm ci` in local/demo)."
 
@@ -83,5 +92,7 @@ class DemoSite:
 
 
 def uppy_installed(root: Path = DEMO_DIR) -> bool:
-    """Whether Uppy's bundle is there (``npm ci`` in local/demo has run)."""
-    return (root / FILES["/demo/vendor/uppy.min.mjs"][0]).is_file()
+    """Whether both Uppy bundles are there (``npm ci`` in local/demo has run)."""
+    return all(
+        (root / FILES[path][0]).is_file() for path in ("/demo/vendor/uppy.min.mjs", "/demo/vendor/uppy5.min.mjs")
+    )

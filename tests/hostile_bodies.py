@@ -31,6 +31,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "/uploads/{uploadId}/complete": {"key": KEY},
     "/s3/multipart": {"filename": "a.png", "type": "image/png"},
     "/s3/multipart/{uploadId}/complete": {"parts": [{"PartNumber": 1, "ETag": '"e"'}]},
+    "/s3/sign": {"method": "PUT", "key": "u-a.png", "contentType": "image/png", "size": 10, "name": "a.png"},
     "/imports": {"url": "https://images.example.com/a.png"},
 }
 # A `sub` whose key segment no S3 key can hold, and the longest OIDC allows (each character escaped).

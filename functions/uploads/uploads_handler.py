@@ -6,6 +6,7 @@ import json
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import uppy_sign_routes
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -38,6 +39,7 @@ from upload_models import (
 settings = get_settings()  # fail at start, not on the first request, when a setting is wrong
 app = http_resolver(validation_codes={"/s3/": companion_routes.VALIDATION_CODES})
 app.include_router(companion_routes.router)
+app.include_router(uppy_sign_routes.router)
 
 Caller = Annotated[str, Depends(caller_id)]
 Service = Annotated[UploadService, Depends(upload_service)]

@@ -1,154 +1,26 @@
-// The local demo page: Uppy's Dashboard + S3 plugin against this API, an import-from-URL box, and
-// each finished object's validation verdict. Served by the local stack under /demo/ (local only).
+// /demo/: Uppy 6 from `npm install uppy` (6.0.1, its prebuilt bundle: @uppy/aws-s3 6.1.0) with
+// `signRequest` against POST /s3/sign, and
+// @uppy/golden-retriever, which resumes an upload after a reload (Uppy lists the parts S3 holds
+// and sends only the others).
 //
-// @uppy/aws-s3 5.1.0 is pinned on purpose: its `endpoint` option takes `headers`, which is where
-// the bearer token goes. Uppy 6's `companionEndpoint` sends no custom headers at all.
-import { AwsS3, Dashboard, Uppy } from './vendor/uppy.min.mjs'
+// Uppy asks its signer for one S3 request at a time and then sends it to S3 itself. Its request
+// does not carry the file, so the key Uppy generates remembers it: the first request of an upload
+// (a whole-file PUT or CreateMultipartUpload) tells the API the file's size, name and type, and the
+// API answers with a key of its own choosing; every later request names that key.
+import { AwsS3, Dashboard, GoldenRetriever, Uppy } from './vendor/uppy.min.mjs'
+import { addObject, api, log, MIB, MULTIPART_THRESHOLD, start } from './common.js'
 
-const MIB = 1024 * 1024
-// Lower than Uppy's 100 MiB default so that small files show both paths: multipart above it,
-// one presigned POST form (GET /s3/params) at or below it.
-const MULTIPART_THRESHOLD = 8 * MIB
-// Seconds between status polls; the validator usually answers within the first few.
-const STATUS_POLL_DELAYS = [0.5, 1, 1, 2, 2, 3, 3, 5, 5, 5]
+const filesByRequestedKey = new Map()
+const multipartKeys = new Set()
 
-const $ = (selector) => document.querySelector(selector)
-const apiInput = $('#api-url')
-const tokenInput = $('#token')
-
-function log(text) {
-  const item = document.createElement('li')
-  item.textContent = `${new Date().toLocaleTimeString()}  ${text}`
-  $('#log').append(item)
+async function signRequest(request) {
+  const file = filesByRequestedKey.get(request.key)
+  const body = file ? { ...request, size: file.size, name: file.name, type: file.type } : request
+  const signed = await api('POST', '/s3/sign', body)
+  // A POST without uploadId creates a multipart upload; every request with one is for such an upload.
+  if (request.method === 'POST' || request.uploadId) multipartKeys.add(signed.key ?? request.key)
+  return signed
 }
-
-function apiUrl() {
-  return apiInput.value.trim().replace(/\/+$/, '') || window.location.origin
-}
-
-function authHeaders() {
-  const token = tokenInput.value.trim()
-  return token ? { authorization: `Bearer ${token}` } : {}
-}
-
-function tokenSubject(token) {
-  try {
-    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
-    return JSON.parse(atob(payload)).sub ?? null
-  } catch {
-    return null
-  }
-}
-
-function showTokenUser() {
-  const sub = tokenSubject(tokenInput.value.trim())
-  $('#token-user').textContent = sub ? `(user “${sub}”)` : '(not a JWT)'
-}
-
-function formatBytes(size) {
-  if (size == null) return '?'
-  if (size < 1024) return `${size} B`
-  if (size < MIB) return `${(size / 1024).toFixed(1)} KiB`
-  return `${(size / MIB).toFixed(1)} MiB`
-}
-
-// API errors are {"code", "message"}; API Gateway's own are {"message"}.
-async function apiError(response) {
-  let detail = ''
-  try {
-    const body = await response.json()
-    detail = [body.code, body.message].filter(Boolean).join(': ')
-  } catch {
-    // not JSON
-  }
-  return new Error(`${response.status} ${detail || response.statusText}`)
-}
-
-async function api(method, path, body) {
-  const headers = { ...authHeaders(), accept: 'application/json' }
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const response = await fetch(`${apiUrl()}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  if (!response.ok) throw await apiError(response)
-  return response.json()
-}
-
-// ------------------------------------------------------------------ objects and their verdicts
-
-const rows = new Map()
-
-function addObject({ key, size, via }) {
-  $('#objects-empty').hidden = true
-  $('#objects').hidden = false
-  const row = document.createElement('tr')
-  row.className = 'object'
-  row.dataset.key = key
-  row.dataset.status = 'pending'
-  for (const name of ['key', 'size', 'via', 'status', 'tags']) {
-    const cell = document.createElement('td')
-    cell.className = name
-    row.append(cell)
-  }
-  row.querySelector('.key').textContent = key
-  row.querySelector('.size').textContent = formatBytes(size)
-  row.querySelector('.via').textContent = via
-  $('#objects tbody').prepend(row)
-  rows.set(key, row)
-  showStatus(row, { status: 'pending', tags: {} }, 'checking…')
-  pollStatus(key, row)
-}
-
-function showStatus(row, verdict, note = '') {
-  row.dataset.status = verdict.status
-  const status = row.querySelector('.status')
-  status.replaceChildren()
-  const badge = document.createElement('span')
-  badge.className = `badge ${verdict.status}`
-  badge.textContent = verdict.status
-  status.append(badge)
-  const reason = verdict.status === 'valid' ? '' : verdict.reason
-  const extra = [reason, verdict.quarantined ? 'quarantined' : '', note].filter(Boolean).join(' · ')
-  if (extra) {
-    const detail = document.createElement('span')
-    detail.className = 'muted small detail'
-    detail.textContent = ` ${extra}`
-    status.append(detail)
-  }
-  const tags = row.querySelector('.tags')
-  tags.replaceChildren()
-  for (const [name, value] of Object.entries(verdict.tags ?? {}).sort()) {
-    const tag = document.createElement('code')
-    tag.className = 'tag'
-    tag.dataset.name = name
-    tag.textContent = `${name}=${value}`
-    tags.append(tag, ' ')
-  }
-}
-
-// The validator runs asynchronously after S3's ObjectCreated event: poll until it has decided.
-async function pollStatus(key, row) {
-  for (const delay of STATUS_POLL_DELAYS) {
-    await new Promise((resolve) => setTimeout(resolve, delay * 1000))
-    let verdict
-    try {
-      verdict = await api('GET', `/objects/status?key=${encodeURIComponent(key)}`)
-    } catch (error) {
-      showStatus(row, { status: 'pending', tags: {} }, `status: ${error.message}`)
-      continue
-    }
-    showStatus(row, verdict)
-    if (verdict.status !== 'pending') {
-      log(`${key}: ${verdict.status}${verdict.reason ? ` (${verdict.reason})` : ''}`)
-      return
-    }
-  }
-  showStatus(row, { status: 'pending', tags: {} }, 'still pending; reload the page to look again')
-}
-
-// ------------------------------------------------------------------ Uppy
 
 const uppy = new Uppy({ id: 'demo', autoProceed: false, debug: false })
   .use(Dashboard, {
@@ -162,84 +34,42 @@ const uppy = new Uppy({ id: 'demo', autoProceed: false, debug: false })
   })
   .use(AwsS3, {
     id: 'S3',
-    endpoint: apiUrl(),
-    headers: authHeaders(),
     shouldUseMultipart: (file) => (file.size ?? 0) > MULTIPART_THRESHOLD,
-    // The API records the original filename itself; Uppy's other meta fields are not for S3.
+    generateObjectKey: (file) => {
+      const key = `${crypto.randomUUID()}-${file.name}`
+      filesByRequestedKey.set(key, file)
+      return key
+    },
+    signRequest,
     allowedMetaFields: [],
   })
-
-function configureUploads() {
-  uppy.getPlugin('S3').setOptions({ endpoint: apiUrl(), headers: authHeaders() })
-  showTokenUser()
-}
-apiInput.addEventListener('change', configureUploads)
-tokenInput.addEventListener('input', configureUploads)
+  // File blobs are kept in IndexedDB so that a reload can resume them (Uppy's default keeps
+  // files up to 10 MiB only).
+  .use(GoldenRetriever, { indexedDB: { maxFileSize: 1024 * MIB, maxTotalSize: 2048 * MIB } })
 
 uppy.on('upload-success', (file, response) => {
-  const key = response?.body?.key ?? file.s3Multipart?.key
-  const via = file.s3Multipart?.uploadId ? 'multipart' : 'POST form'
+  const key = response?.body?.key
+  const via = multipartKeys.has(key) ? 'multipart' : 'presigned PUT'
   log(`uploaded ${file.name} → ${key} (${via})`)
-  addObject({ key, size: file.size, via })
+  addObject({ key, size: file.size, via, onVerdict: (verdict) => showRejected(file, verdict) })
 })
+
+// S3 took the bytes, but the validator refused the file: Uppy shows it as failed.
+function showRejected(file, verdict) {
+  if (verdict.status !== 'rejected' || !uppy.getFile(file.id)) return
+  uppy.setFileState(file.id, { error: `rejected by the validator: ${verdict.reason ?? 'unknown reason'}` })
+}
 uppy.on('upload-error', (file, error) => {
   log(`upload of ${file?.name} failed: ${error?.message ?? error}`)
 })
-uppy.on('complete', (result) => {
-  log(`batch finished: ${result.successful?.length ?? 0} uploaded, ${result.failed?.length ?? 0} failed`)
-})
+uppy.on('restored', () => log('restored files from before the reload (golden retriever)'))
 
-// ------------------------------------------------------------------ import from URL
-
-$('#import-form').addEventListener('submit', async (event) => {
-  event.preventDefault()
-  const url = $('#import-url').value.trim()
-  const message = $('#import-message')
-  const button = $('#import-button')
-  button.disabled = true
-  message.className = 'small'
-  message.textContent = `Importing ${url}…`
-  try {
-    const imported = await api('POST', '/imports', { url })
-    message.textContent = `Imported ${formatBytes(imported.size)} of ${imported.contentType} as ${imported.key}`
-    log(`imported ${url} → ${imported.key}`)
-    addObject({ key: imported.key, size: imported.size, via: 'import' })
-  } catch (error) {
-    message.className = 'small error'
-    message.textContent = `Import refused: ${error.message}`
-    log(`import of ${url} failed: ${error.message}`)
-  } finally {
-    button.disabled = false
-  }
-})
-
-// ------------------------------------------------------------------ start-up
-
-async function loadLocalConfig() {
-  // config.json exists only where the local stack serves this page: it names the API and hands
-  // out a local token (the local authorizer does not check signatures; a real API would refuse it).
-  try {
-    const response = await fetch('config.json', { cache: 'no-store' })
-    if (!response.ok) throw new Error(`${response.status}`)
-    const config = await response.json()
-    apiInput.value = config.apiUrl ?? ''
-    tokenInput.value = config.token ?? ''
-    $('#config-note').textContent =
-      `Local token for “${config.user}”, signed by the local stack's key (only the local API accepts it). ` +
-      'Paste another token to upload as someone else.'
-  } catch (error) {
-    $('#config-note').textContent = `No local configuration (${error.message}): enter the API URL and a token.`
-  }
-  configureUploads()
-}
-
-$('#multipart-threshold').textContent = formatBytes(MULTIPART_THRESHOLD)
-$('#versions').textContent =
-  `@uppy/core ${Uppy.VERSION} · @uppy/dashboard ${Dashboard.VERSION} · @uppy/aws-s3 ${AwsS3.VERSION}`
 document.body.dataset.awsS3Version = AwsS3.VERSION
-await loadLocalConfig()
-document.body.dataset.ready = 'true'
-log('ready')
+await start({
+  // signRequest reads the API URL and the token on each call: nothing to reconfigure.
+  configure: () => {},
+  versions: `@uppy/core ${Uppy.VERSION} · @uppy/dashboard ${Dashboard.VERSION} · @uppy/aws-s3 ${AwsS3.VERSION} · @uppy/golden-retriever ${GoldenRetriever.VERSION}`,
+})
 
 // For the browser test and the console: the Uppy instance.
 window.uppy = uppy

@@ -1,11 +1,11 @@
 // The demo page's "Your files": GET /files with each file's status, a download link for valid
 // ones (GET /files/{fileId} hands out a short-lived attachment link), a delete button
-// (DELETE /files/{fileId}); and a file the validator rejects is marked failed in Uppy's own list.
-// Kept apart from demo.js: it only reads the page's API URL and token inputs and window.uppy.
+// (DELETE /files/{fileId}). Kept apart from demo.js: it only reads the page's API URL and token
+// inputs, and listens to window.uppy.
 
 const $ = (selector) => document.querySelector(selector)
 const REFRESH_SECONDS = 3
-const VERDICT_POLL_DELAYS = [0.5, 1, 1, 2, 2, 3, 3, 5, 5, 5, 5, 5]
+const VERDICT_REFRESH_DELAYS = [0.5, 1.5, 3, 6, 10]
 
 function apiUrl() {
   return $('#api-url').value.trim().replace(/\/+$/, '') || window.location.origin
@@ -26,11 +26,6 @@ async function call(method, path) {
     throw error
   }
   return body
-}
-
-function fileIdOf(key) {
-  const parts = String(key ?? '').split('/')
-  return parts.length >= 3 ? parts[parts.length - 2] : null
 }
 
 function cell(row, text) {
@@ -108,40 +103,12 @@ export async function refresh() {
   }
 }
 
-// A file Uppy shows as uploaded, which the validator then rejects, is turned into a failed one.
-async function watchVerdict(uppy, file, key) {
-  const fileId = fileIdOf(key)
-  if (!fileId) return
-  for (const seconds of VERDICT_POLL_DELAYS) {
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
-    let verdict
-    try {
-      verdict = await call('GET', `/files/${fileId}/status`)
-    } catch (error) {
-      if (error.status === 404) continue // the validator has not seen the object yet
-      return
-    }
-    if (verdict.status === 'pending') continue
-    if (verdict.status === 'rejected' && uppy.getFile(file.id)) {
-      const message = `Rejected by the validator: ${verdict.reason}`
-      uppy.setFileState(file.id, {
-        error: message,
-        progress: { ...uppy.getFile(file.id).progress, uploadComplete: false },
-      })
-      uppy.emit('upload-error', uppy.getFile(file.id), new Error(message))
-    }
-    refresh()
-    return
-  }
-}
-
 function attach(uppy) {
   if (uppy.filesPageAttached) return
   uppy.filesPageAttached = true
-  uppy.on('upload-success', (file, response) => {
-    const key = response?.body?.key ?? file?.s3Multipart?.key ?? file?.meta?.key
-    watchVerdict(uppy, file, key)
-    refresh()
+  // demo.js marks a rejected file failed in Uppy's list; here the list follows the verdicts.
+  uppy.on('upload-success', () => {
+    for (const seconds of VERDICT_REFRESH_DELAYS) setTimeout(refresh, seconds * 1000)
   })
 }
 

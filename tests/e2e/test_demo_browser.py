@@ -1,21 +1,26 @@
-"""The demo page in a real browser: Uppy (from npm) uploads through this API, straight to S3.
+"""The demo pages in a real browser: Uppy (from npm) uploads through this API, straight to S3.
 
 The whole local stack runs with its validator loop (template.yaml's bucket, CORS, routes, JWT
-authorizer, functions and S3 → queue → validator wiring). Headless Debian Chromium opens the page
-at http://localhost:<port>/demo/ while the page calls the API at http://127.0.0.1:<port>: a
-different origin, so the API's CORS is exercised as a deployed web app would, and so is the
-bucket's (part PUTs and form POSTs go to the embedded S3 on its own port; Uppy must read each
-part's ETag from the response, which only an exposed ETag allows).
+authorizer, functions and S3 → queue → validator wiring). Headless Debian Chromium opens the pages
+at http://localhost:<port>/demo/ while they call the API at http://127.0.0.1:<port>: a different
+origin, so the API's CORS is exercised as a deployed web app would, and so is the bucket's (every
+S3 request goes to the embedded S3 on its own port; Uppy must read each part's ETag from the
+response, which only an exposed ETag allows).
 
-Files: a 64x48 PNG (one presigned POST form), a 2000x2000 noise PNG saved without compression
-(about 11.4 MiB: multipart, parts of 5 + 5 + 1.4 MiB, over the page's 8 MiB threshold), a "PNG"
-that is text (accepted by the API on its declared type, then rejected and quarantined by the
-validator), and an image imported from a source server on 127.0.0.1 through the page's URL box.
+/demo/ runs Uppy 6 as `npm install uppy` gives it (the `uppy` 6.0.1 bundle: @uppy/aws-s3 6.1.0,
+signRequest against POST /s3/sign, golden retriever): a 64x48 PNG (one presigned PUT), a
+4200x4200 noise PNG saved without compression (about 50.5 MiB: multipart in Uppy's 5 MiB parts),
+a cancelled upload, an upload resumed after a reload, a "PNG" that is text (accepted on its
+declared type, then rejected by the validator), and an image imported through the page's URL box.
+/demo/uppy5/ runs Uppy 5 (@uppy/aws-s3 5.1.0) against
+the Companion-style routes: one multipart upload.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -25,7 +30,7 @@ from typing import Any
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Request, Route, expect
 
 from local.demo_site import DEMO_USER, uppy_installed
 from local.stack import LocalStack
@@ -35,7 +40,9 @@ from tests.stack_limits import GENEROUS_LIMITS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-VERDICT_TIMEOUT_MS = 60_000
+VERDICT_TIMEOUT_MS = 90_000
+MIB = 1024 * 1024
+LARGE_SIDE = 4200  # a noise PNG of 4200x4200, uncompressed: about 50.5 MiB
 USER_PREFIX = f"uploads/{DEMO_USER}/"
 
 
@@ -78,11 +85,33 @@ def page_url(stack: LocalStack) -> str:
     return stack.demo_url.replace("://127.0.0.1:", "://localhost:")
 
 
-def open_demo(tab: CheckedPage, stack: LocalStack) -> Page:
+FORGET_STORED_UPLOADS = """async () => {
+  localStorage.clear()
+  for (const { name } of await indexedDB.databases()) indexedDB.deleteDatabase(name)
+}"""
+
+
+def open_demo(tab: CheckedPage, stack: LocalStack, path: str = "") -> Page:
     page = tab.page
-    page.goto(page_url(stack))
+    # The golden retriever would restore what an earlier test left in this browser profile
+    # (IndexedDB, localStorage): forget it, then load the page afresh.
+    page.goto(page_url(stack) + path)
+    page.evaluate(FORGET_STORED_UPLOADS)
+    page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     return page
+
+
+def record_signing(page: Page) -> list[dict[str, Any]]:
+    """The bodies the page POSTs to /s3/sign, in order."""
+    bodies: list[dict[str, Any]] = []
+
+    def seen(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/s3/sign"):
+            bodies.append(json.loads(request.post_data or "{}"))
+
+    page.on("request", seen)
+    return bodies
 
 
 def add_files(page: Page, paths: list[Path]) -> None:
@@ -123,46 +152,50 @@ def stored(s3: Any, bucket: str, key: str) -> tuple[bytes, str, dict[str, str]]:
 # ------------------------------------------------------------------------------------------ tests
 
 
-def test_the_stack_serves_the_page_and_a_token_the_api_accepts(stack: LocalStack) -> None:
+def test_the_stack_serves_the_pages_and_a_token_the_api_accepts(stack: LocalStack) -> None:
     # Given the running local stack
-    # When the page and its local configuration are fetched over HTTP
+    # When the pages and the local configuration are fetched over HTTP
     page = requests.get(stack.demo_url, timeout=10)
+    uppy5 = requests.get(f"{stack.demo_url}uppy5/", timeout=10)
     config = requests.get(f"{stack.demo_url}config.json", timeout=10).json()
     listing = requests.get(
         f"{config['apiUrl']}/uploads", headers={"authorization": f"Bearer {config['token']}"}, timeout=10
     )
 
-    # Then the page loads Uppy's bundle, and the token is demo-user's and works against the API
-    assert page.status_code == 200
+    # Then the pages load their Uppy bundles, and the token is demo-user's and works against the API
+    assert page.status_code == 200 and uppy5.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert 'src="demo.js"' in page.text
-    assert requests.get(f"{stack.demo_url}vendor/uppy.min.mjs", timeout=10).status_code == 200
+    assert 'src="demo.js"' in page.text and 'src="../uppy5.js"' in uppy5.text
+    for bundle in ("vendor/uppy.min.mjs", "vendor/uppy5.min.mjs", "vendor/uppy.min.css", "vendor/uppy5.min.css"):
+        assert requests.get(f"{stack.demo_url}{bundle}", timeout=10).status_code == 200, bundle
     assert config["apiUrl"] == stack.api_url
     assert config["user"] == DEMO_USER
     assert listing.status_code == 200, listing.text
 
 
-def test_the_page_runs_the_uppy_release_whose_endpoint_takes_headers(tab: CheckedPage, stack: LocalStack) -> None:
-    # Given the page open in Chromium
-    page = open_demo(tab, stack)
+@pytest.mark.parametrize(("path", "version"), [("", "6.1.0"), ("uppy5/", "5.1.0")])
+def test_each_page_runs_its_uppy_release(tab: CheckedPage, stack: LocalStack, path: str, version: str) -> None:
+    # Given a page open in Chromium
+    page = open_demo(tab, stack, path)
 
-    # Then its S3 plugin is @uppy/aws-s3 5.1.0, configured with the local API and token
-    assert page.locator("body").get_attribute("data-aws-s3-version") == "5.1.0"
+    # Then its S3 plugin is the pinned release, configured with the local API and token
+    assert page.locator("body").get_attribute("data-aws-s3-version") == version
     assert page.locator("#api-url").input_value() == stack.api_url
     assert page.locator("#token-user").text_content() == f"(user “{DEMO_USER}”)"
     assert page.evaluate("window.location.origin") != stack.api_url  # the API is cross-origin
     assert tab.problems == []
 
 
-def test_uppy_uploads_a_small_image_and_a_multipart_image_straight_to_s3(
+def test_uppy_6_from_npm_install_uppy_uploads_a_small_image_whole_and_a_50_mib_image_in_parts(
     tab: CheckedPage, stack: LocalStack, s3: Any, tmp_path: Path
 ) -> None:
-    # Given a small PNG and a ~11.4 MiB PNG (over the page's 8 MiB multipart threshold)
-    small, large = small_png(), noise_png()
-    assert len(large) > 11 * 1024 * 1024
+    # Given a small PNG and a ~50.5 MiB PNG (over the page's 8 MiB multipart threshold)
+    small, large = small_png(), noise_png(LARGE_SIDE)
+    assert len(large) >= 50 * MIB
     (tmp_path / "small.png").write_bytes(small)
     (tmp_path / "large.png").write_bytes(large)
     page = open_demo(tab, stack)
+    signed = record_signing(page)
 
     # When both are added through the Dashboard's file input and uploaded
     add_files(page, [tmp_path / "small.png", tmp_path / "large.png"])
@@ -171,14 +204,14 @@ def test_uppy_uploads_a_small_image_and_a_multipart_image_straight_to_s3(
     # Then the page shows each object as valid, with the validator's tags
     small_key = wait_for_verdict(tab, "small.png", "valid")
     large_key = wait_for_verdict(tab, "large.png", "valid")
-    assert row(page, "small.png").locator(".via").text_content() == "POST form"
+    assert row(page, "small.png").locator(".via").text_content() == "presigned PUT"
     assert row(page, "large.png").locator(".via").text_content() == "multipart"
     assert shown_tags(page, "large.png") == {
         "upload-status": "valid",
         "upload-reason": "ok",
         "upload-type": "image/png",
-        "upload-width": "2000",
-        "upload-height": "2000",
+        "upload-width": str(LARGE_SIDE),
+        "upload-height": str(LARGE_SIDE),
         "upload-frames": "1",
     }
     assert shown_tags(page, "small.png")["upload-width"] == "64"
@@ -191,13 +224,18 @@ def test_uppy_uploads_a_small_image_and_a_multipart_image_straight_to_s3(
     assert small_bytes == small
     assert large_bytes == large
     assert small_tags["upload-status"] == "valid" and large_tags["upload-status"] == "valid"
+    # And the whole-file PUT carried what its URL signed (type, and the owner's metadata from the query)
+    small_head = s3.head_object(Bucket=stack.bucket, Key=small_key)
+    assert small_head["ContentType"] == "image/png" and small_head["Metadata"]["owner"] == DEMO_USER
     assert large_tags == shown_tags(page, "large.png")
-    # A multipart object's ETag counts its parts: 5 MiB + 5 MiB + the rest; a POST form's does not.
-    assert re.fullmatch(r"[0-9a-f]{32}-3", large_etag), large_etag
+    # A multipart object's ETag counts its parts (Uppy's 5 MiB each); a single PUT's does not.
+    assert large_etag.endswith(f"-{-(-len(large) // (5 * MIB))}"), large_etag
     assert re.fullmatch(r"[0-9a-f]{32}", small_etag), small_etag
-    listed = {item["Key"] for item in s3.list_objects_v2(Bucket=stack.bucket, Prefix=USER_PREFIX)["Contents"]}
-    assert {small_key, large_key} <= listed
     assert s3.list_multipart_uploads(Bucket=stack.bucket, Prefix=USER_PREFIX).get("Uploads", []) == []
+
+    # And the page asked POST /s3/sign for exactly Uppy 6's requests: a whole file, then the multipart ones
+    assert sorted(r["method"] for r in signed if "uploadId" not in r) == ["POST", "PUT"]  # create, whole file
+    assert {r["method"] for r in signed if "uploadId" in r} == {"PUT", "POST"}  # parts, completion
 
     # And the browser saw no error (Uppy logs one when it cannot read a part's ETag)
     assert tab.problems == []
@@ -222,6 +260,10 @@ def test_a_file_that_is_not_what_it_claims_is_shown_rejected_and_quarantined(
     assert tags["upload-status"] == "rejected"
     assert tags["upload-reason"] in status
     assert "quarantined" in status
+    # And Uppy's Dashboard shows the file as failed, with the validator's reason
+    failed = page.locator(".uppy-Dashboard-Item.is-error")
+    expect(failed).to_have_count(1)
+    assert page.evaluate("window.uppy.getFiles()[0].error").startswith("rejected by the validator")
 
     # And S3 no longer has it at its upload key, only under quarantine/
     assert s3.list_objects_v2(Bucket=stack.bucket, Prefix=key).get("KeyCount", 0) == 0
@@ -270,6 +312,134 @@ def test_the_import_box_shows_why_an_import_was_refused(tab: CheckedPage, stack:
     assert page.locator("tr.object").count() == 0
     # The refused request is the only thing the browser complains about.
     assert all("status of 4" in problem for problem in tab.problems), tab.problems
+
+
+class HeldParts:
+    """Holds the page's part PUTs from a given part number on (they never reach S3 until released),
+    and records every part number the page sends."""
+
+    def __init__(self, page: Page, *, hold_from: int) -> None:
+        self.hold_from = hold_from
+        self.sent: list[int] = []
+        self.held: list[Route] = []
+        page.route(re.compile(r".*[?&]partNumber=\d+.*"), self._route)
+
+    def _route(self, route: Route) -> None:
+        request = route.request
+        match = re.search(r"[?&]partNumber=(\d+)", request.url)
+        if request.method != "PUT" or match is None:
+            route.continue_()
+            return
+        number = int(match.group(1))
+        self.sent.append(number)
+        if number >= self.hold_from:
+            self.held.append(route)
+        else:
+            route.continue_()
+
+
+def pending_upload(s3: Any, bucket: str) -> tuple[str, str] | None:
+    uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=USER_PREFIX).get("Uploads", [])
+    return (uploads[0]["Key"], uploads[0]["UploadId"]) if len(uploads) == 1 else None
+
+
+def stored_parts(s3: Any, bucket: str, key: str, upload_id: str) -> list[int]:
+    return [part["PartNumber"] for part in s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id).get("Parts", [])]
+
+
+def wait_until(condition: Any, page: Page, what: str, timeout_s: float = 60) -> Any:
+    for _ in range(int(timeout_s * 10)):
+        found = condition()
+        if found:
+            return found
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out waiting for {what}; page log: {page.locator('#log').text_content()}")
+
+
+def test_cancelling_an_upload_aborts_it_in_s3(tab: CheckedPage, stack: LocalStack, s3: Any, tmp_path: Path) -> None:
+    # Given a multipart upload whose third part is held back
+    big = tmp_path / "cancelled.png"
+    big.write_bytes(noise_png(2000))
+    page = open_demo(tab, stack)
+    held = HeldParts(page, hold_from=3)
+    add_files(page, [big])
+    page.locator(".uppy-StatusBar-actionBtn--upload").click()
+    key, upload_id = wait_until(lambda: pending_upload(s3, stack.bucket), page, "the multipart upload")
+    wait_until(lambda: held.held, page, "part 3 to be sent")
+    assert stored_parts(s3, stack.bucket, key, upload_id) == [1, 2]
+
+    # When the upload is cancelled in the page
+    page.evaluate("window.uppy.cancelAll()")
+
+    # Then the upload is gone from S3, and no object was made
+    wait_until(lambda: pending_upload(s3, stack.bucket) is None, page, "the upload to be aborted")
+    assert s3.list_objects_v2(Bucket=stack.bucket, Prefix=key).get("KeyCount", 0) == 0
+    for route in held.held:
+        route.abort()
+
+
+def test_reloading_mid_upload_resumes_without_sending_stored_parts_again(
+    tab: CheckedPage, stack: LocalStack, s3: Any, tmp_path: Path
+) -> None:
+    # Given a ~50.5 MiB upload (11 parts) whose parts from the fourth on are held back
+    data = noise_png(LARGE_SIDE)
+    (tmp_path / "resumed.png").write_bytes(data)
+    page = open_demo(tab, stack)
+    before = HeldParts(page, hold_from=4)
+    add_files(page, [tmp_path / "resumed.png"])
+    page.locator(".uppy-StatusBar-actionBtn--upload").click()
+    key, upload_id = wait_until(lambda: pending_upload(s3, stack.bucket), page, "the multipart upload")
+    wait_until(lambda: before.held, page, "part 4 to be sent")
+    assert stored_parts(s3, stack.bucket, key, upload_id) == [1, 2, 3]
+
+    # When the page is reloaded (part 4 still held: it never reaches S3), and the upload resumed
+    held, before.held = before.held, []
+    before.hold_from = 10_001
+    before.sent.clear()
+    page.reload()
+    after = before
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator(".uppy-Dashboard-Item")).to_have_count(1)
+    resume = page.locator(".uppy-StatusBar-actionBtn--upload, .uppy-StatusBar-actionBtn--retry")
+    if resume.count():
+        resume.first.click()
+
+    # Then the same upload completes, byte-identical and valid
+    assert wait_for_verdict(tab, "resumed.png", "valid") == key
+    body, etag, _ = stored(s3, stack.bucket, key)
+    assert body == data
+    assert etag.endswith(f"-{-(-len(data) // (5 * MIB))}")
+    # And the parts S3 already held were not sent again
+    assert sorted(after.sent) == list(range(4, -(-len(data) // (5 * MIB)) + 1)), after.sent
+    assert pending_upload(s3, stack.bucket) is None
+    for route in held:
+        with contextlib.suppress(Exception):  # its request went with the page it came from
+            route.abort()
+
+
+def test_uppy_5_still_uploads_in_parts_through_the_companion_routes(
+    tab: CheckedPage, stack: LocalStack, s3: Any, tmp_path: Path
+) -> None:
+    # Given the Uppy 5 page and a ~11.4 MiB PNG (over its 8 MiB multipart threshold)
+    large = noise_png(2000)
+    (tmp_path / "uppy5.png").write_bytes(large)
+    page = open_demo(tab, stack, "uppy5/")
+    companion: list[str] = []
+    page.on("request", lambda request: companion.append(request.url) if "/s3/multipart" in request.url else None)
+
+    # When it is uploaded
+    add_files(page, [tmp_path / "uppy5.png"])
+    page.locator(".uppy-StatusBar-actionBtn--upload").click()
+
+    # Then it went through the Companion-style routes, in 5 MiB parts, and arrived whole and valid
+    key = wait_for_verdict(tab, "uppy5.png", "valid")
+    assert row(page, "uppy5.png").locator(".via").text_content() == "multipart"
+    body, etag, tags = stored(s3, stack.bucket, key)
+    assert body == large
+    assert re.fullmatch(r"[0-9a-f]{32}-3", etag), etag
+    assert tags["upload-status"] == "valid"
+    assert any(url.endswith("/s3/multipart") for url in companion)
+    assert tab.problems == []
 
 
 def file_row(page: Page, filename: str) -> Locator:

@@ -95,6 +95,15 @@ class Matrix:
             upload["etag"] = self.put_part(upload)
         return upload
 
+    def browser_upload(self) -> dict[str, str]:
+        """A multipart upload the owner's browser created in S3 with a URL from POST /s3/sign (Uppy 6)."""
+        body = {"method": "POST", "key": "u-matrix.png", "size": 10, "name": "matrix.png", "type": "image/png"}
+        signed = self.as_owner("POST", "/s3/sign", json=body).json()
+        created = requests.post(signed["url"], headers=signed["headers"], timeout=TIMEOUT)
+        assert created.status_code == 200, created.text
+        upload_id = created.text.split("<UploadId>", 1)[1].split("</UploadId>", 1)[0]
+        return {"uploadId": upload_id, "key": signed["key"]}
+
     def put_part(self, upload: dict[str, str]) -> str:
         signed = self.as_owner(
             "POST", f"/uploads/{upload['uploadId']}/parts", json={"key": upload["key"], "partNumbers": [1]}
@@ -156,6 +165,11 @@ def _companion(
         )
 
     return prepare
+
+
+def _uppy_sign_part(matrix: Matrix) -> Call:
+    upload = matrix.browser_upload()
+    return Call("/s3/sign", json={"method": "PUT", "partNumber": 1, **upload}, upload=upload)
 
 
 def _fixed(path: str, *, json: Any = None, params: dict[str, str] | None = None) -> Callable[[Matrix], Call]:
@@ -231,6 +245,7 @@ EXPECTATIONS: dict[str, Expectation] = {
         other=403,
     ),
     "DELETE /s3/multipart/{uploadId}": Expectation(_companion(""), owner=200, other=403),
+    "POST /s3/sign": Expectation(_uppy_sign_part, owner=200, other=403),
     "GET /openapi.json": Expectation(_fixed("/openapi.json"), owner=200, other=200, anonymous=200),
     "POST /imports": Expectation(_import, owner=201, other=201),
     # Another owner's file is not in the caller's partition: 404, never 403.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import zlib
 from typing import Any
 from urllib.parse import unquote
 
@@ -161,6 +163,21 @@ def test_body_that_does_not_match_its_signed_sha256_is_refused(api: Any, s3: Any
     upload = create(api, data, checksumAlgorithm="SHA256")
     part = sign(api, upload, [], checksumAlgorithm="SHA256", parts=[{"partNumber": 1, "checksum": sha256_b64(data)}])[1]
     assert part["headers"] == {"x-amz-checksum-sha256": sha256_b64(data)}
+    assert put_part(part, b"y" + data[1:]).status_code == 400
+    assert put_part(part, data).status_code == 200
+    done = api.request("POST", f"/uploads/{upload['uploadId']}/complete", json={"key": upload["key"]})
+    assert done.status_code == 200, done.text
+    assert stored(s3, bucket, upload["key"]) == data
+
+
+def test_body_that_does_not_match_its_signed_crc32_is_refused(api: Any, s3: Any, bucket: str) -> None:
+    # Given a part signed with its CRC32 (the client's default checksum)
+    data = pattern(300, seed=15)
+    crc32 = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    upload = create(api, data, checksumAlgorithm="CRC32")
+    part = sign(api, upload, [], checksumAlgorithm="CRC32", parts=[{"partNumber": 1, "checksum": crc32}])[1]
+    assert part["headers"] == {"x-amz-checksum-crc32": crc32}
+    # When a corrupted body is sent / Then S3 refuses it, and takes the right one
     assert put_part(part, b"y" + data[1:]).status_code == 400
     assert put_part(part, data).status_code == 200
     done = api.request("POST", f"/uploads/{upload['uploadId']}/complete", json={"key": upload["key"]})

@@ -19,8 +19,9 @@ import io
 import json
 import threading
 import uuid
+import zlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -41,6 +42,13 @@ class FakeUpload:
     content_type: str
     checksum_algorithm: str | None
     parts: dict[int, tuple[str, bytes, str | None]] = field(default_factory=dict)  # number -> (etag, data, checksum)
+
+
+# What S3 computes for each additional checksum (base64), by the header's algorithm name.
+CHECKSUM_OF: dict[str, Callable[[bytes], str]] = {
+    "sha256": lambda body: base64.b64encode(hashlib.sha256(body).digest()).decode(),
+    "crc32": lambda body: base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode(),
+}
 
 
 def md5_hex(data: bytes) -> str:
@@ -142,9 +150,12 @@ class FakeBackend(BaseAdapter):
         headers = CaseInsensitiveDict(request.headers)
         if "Content-MD5" in headers and headers["Content-MD5"] != base64.b64encode(hashlib.md5(body).digest()).decode():  # noqa: S324
             return xml_error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-        checksum = headers.get("x-amz-checksum-sha256")
-        if checksum is not None and checksum != base64.b64encode(hashlib.sha256(body).digest()).decode():
-            return xml_error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.")
+        name, checksum = next(
+            ((name, headers[f"x-amz-checksum-{name}"]) for name in CHECKSUM_OF if f"x-amz-checksum-{name}" in headers),
+            ("", None),
+        )
+        if checksum is not None and checksum != CHECKSUM_OF[name](body):
+            return xml_error(400, "BadDigest", f"The {name.upper()} you specified did not match.")
         if upload.checksum_algorithm and checksum is None:
             return xml_error(400, "InvalidRequest", "checksum required")
         etag = md5_hex(body) if not self.kms else uuid.uuid4().hex
@@ -155,7 +166,7 @@ class FakeBackend(BaseAdapter):
         if self.kms:
             answer["x-amz-server-side-encryption"] = "aws:kms"
         if checksum is not None:
-            answer["x-amz-checksum-sha256"] = checksum
+            answer[f"x-amz-checksum-{name}"] = checksum
         return response(200, b"", answer)
 
     # ---- API
@@ -263,7 +274,7 @@ class FakeBackend(BaseAdapter):
             if item.get("contentMd5"):
                 headers["Content-MD5"] = item["contentMd5"]
             if item.get("checksum"):
-                headers["x-amz-checksum-sha256"] = item["checksum"]
+                headers[f"x-amz-checksum-{str(upload.checksum_algorithm).lower()}"] = item["checksum"]
             url = f"{S3}/bucket/{quote(upload.key)}?uploadId={quote(upload.upload_id, safe='')}&partNumber={number}"
             parts.append({"partNumber": number, "url": url, "headers": headers})
         return json_response(200, {"parts": parts, "expiresAt": "2026-01-01T00:15:00Z"})

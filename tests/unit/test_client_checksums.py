@@ -29,12 +29,24 @@ def hashed(data: bytes, checksum: Checksum | None, chunk: int | None = None) -> 
 
 
 def test_known_values() -> None:
-    digest = hashed(b"hello world", "sha256")
+    digest = hashed(b"hello world", "md5")
     assert digest.md5_hex == "5eb63bbbe01eeed093cb22bb8f5acdc3"
     assert digest.content_md5 == "XrY7u+Ae7tCTyyK7j1rNww=="
-    assert digest.checksum == "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="
+    assert digest.checksum is None
+    assert hashed(b"hello world", "sha256").checksum == "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="
     assert hashed(b"hello world", "crc32").checksum == "DUoRhQ=="  # CRC32 0x0d4a1185
-    assert hashed(b"hello world", "md5").checksum is None
+    assert hashed(b"hello world", None).md5_hex == "5eb63bbbe01eeed093cb22bb8f5acdc3"
+
+
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+def test_an_additional_checksum_stands_in_for_md5(checksum: Checksum) -> None:
+    # Given a part hashed for an upload whose parts S3 checks with an additional checksum
+    digest = hashed(b"hello world", checksum)
+    # Then MD5 is not computed (S3 checks the checksum itself), and no Content-MD5 can be made of it
+    assert digest.md5 is None
+    assert digest.md5_hex == ""
+    with pytest.raises(ValueError, match="MD5"):
+        _ = digest.content_md5
 
 
 @pytest.mark.parametrize("checksum", ["crc32", "sha256"])

@@ -49,6 +49,12 @@ class StubSender:
         self.finished: list[int] = []
         self._lock = threading.Lock()
 
+    def start(self, concurrency: int) -> None:
+        """The real sender starts hashing and signing ahead here; the stub signs nothing."""
+
+    def stop(self) -> None:
+        """Ends what start began."""
+
     def send(self, number: int, on_read: Callable[[int, int], None]) -> StoredPart:
         with self._lock:
             self.running += 1

@@ -66,10 +66,12 @@ def test_the_checksum_is_recognised_from_listed_parts() -> None:
 
 def test_a_listed_part_is_kept_only_when_it_holds_the_local_bytes() -> None:
     local = local_digest(b"abcde", "sha256")
+    plain = local_digest(b"abcde", None)  # an upload without an additional checksum: MD5 ETags
     md5 = f'"{hashlib.md5(b"abcde").hexdigest()}"'  # noqa: S324
-    assert part_matches(UploadedPart(1, md5, 5), 5, local, {})
-    assert not part_matches(UploadedPart(1, md5, 4), 5, local, {})  # wrong size
-    assert not part_matches(UploadedPart(1, '"' + "0" * 32 + '"', 5), 5, local, {})  # another MD5
+    assert part_matches(UploadedPart(1, md5, 5), 5, plain, {})
+    assert not part_matches(UploadedPart(1, md5, 4), 5, plain, {})  # wrong size
+    assert not part_matches(UploadedPart(1, '"' + "0" * 32 + '"', 5), 5, plain, {})  # another MD5
+    assert not part_matches(UploadedPart(1, md5, 5), 5, local, {})  # a checksummed part is judged by its checksum
     assert part_matches(UploadedPart(1, '"kms"', 5, checksum=local.checksum), 5, local, {})
     assert not part_matches(UploadedPart(1, md5, 5, checksum="b3RoZXI="), 5, local, {})  # checksum wins
     # An ETag that is not an MD5 is trusted only when this client recorded it

@@ -52,10 +52,15 @@ class Invoked:
     ("path", "content_type", "relative"),
     [
         ("/demo/", "text/html; charset=utf-8", "index.html"),
+        ("/demo/uppy5/", "text/html; charset=utf-8", "uppy5.html"),
         ("/demo/demo.js", "text/javascript; charset=utf-8", "demo.js"),
+        ("/demo/common.js", "text/javascript; charset=utf-8", "common.js"),
+        ("/demo/uppy5.js", "text/javascript; charset=utf-8", "uppy5.js"),
         ("/demo/demo.css", "text/css; charset=utf-8", "demo.css"),
         ("/demo/vendor/uppy.min.mjs", "text/javascript; charset=utf-8", "node_modules/uppy/dist/uppy.min.mjs"),
         ("/demo/vendor/uppy.min.css", "text/css; charset=utf-8", "node_modules/uppy/dist/uppy.min.css"),
+        ("/demo/vendor/uppy5.min.mjs", "text/javascript; charset=utf-8", "node_modules/uppy5/dist/uppy.min.mjs"),
+        ("/demo/vendor/uppy5.min.css", "text/css; charset=utf-8", "node_modules/uppy5/dist/uppy.min.css"),
     ],
 )
 def test_each_page_file_is_served_with_its_type(fake_demo: Path, path: str, content_type: str, relative: str) -> None:
@@ -174,12 +179,20 @@ def test_the_template_declares_no_route_under_the_demo_prefix() -> None:
 # --- the pinned Uppy -----------------------------------------------------------------------------
 
 
-def test_the_lockfile_pins_the_aws_s3_release_whose_endpoint_takes_headers() -> None:
-    # Uppy 6's companionEndpoint sends no custom headers, so the bearer token could not reach the API.
+def test_the_lockfile_pins_the_uppy_package_as_npm_install_uppy_gives_it_and_uppy_5_for_the_companion_page() -> None:
+    # Given the demo's package.json and lockfile
     lock = json.loads((DEMO_DIR / "package-lock.json").read_text())
     packages = lock["packages"]
-    assert json.loads((DEMO_DIR / "package.json").read_text())["dependencies"] == {"uppy": "5.2.4"}
-    assert packages["node_modules/@uppy/aws-s3"]["version"] == "5.1.0"
-    assert packages["node_modules/@uppy/core"]["version"] == "5.2.0"
-    assert packages["node_modules/@uppy/dashboard"]["version"] == "5.1.1"
-    assert not [name for name, entry in packages.items() if entry.get("hasInstallScript")]
+    manifest = json.loads((DEMO_DIR / "package.json").read_text())
+    # Then the Uppy 6 page depends on the `uppy` package alone, exactly pinned, with its own
+    # @uppy/aws-s3 (6.1.0: signRequest answers are used for `url` and `key` only)
+    assert manifest["dependencies"] == {"uppy": "6.0.1", "uppy5": "npm:uppy@5.2.4"}
+    assert packages["node_modules/uppy"]["version"] == "6.0.1"
+    assert packages["node_modules/uppy/node_modules/@uppy/aws-s3"]["version"] == "6.1.0"
+    # And Uppy 5's page keeps the aws-s3 release whose `endpoint` takes `headers` (the bearer token)
+    assert packages["node_modules/uppy5"]["version"] == "5.2.4"
+    assert packages["node_modules/uppy5/node_modules/@uppy/aws-s3"]["version"] == "5.1.0"
+    # And every package is pinned by its registry integrity hash, and nothing runs at install
+    assert all(entry.get("integrity", "").startswith("sha512-") for name, entry in packages.items() if name)
+    assert not [name for name, entry in packages.items() if name and entry.get("hasInstallScript")]
+    assert "scripts" not in manifest

@@ -13,6 +13,7 @@ from upload_core.s3 import S3Gateway, build_s3_client
 from upload_core.settings import MIB, Settings
 from upload_core.sweeper import Sweeper
 from upload_core.uploads import UploadService
+from upload_core.uppy_signing import SignRequest, UppySigner
 
 BUCKET = "unit-uploads"
 START = 1_800_000_000.0
@@ -120,3 +121,33 @@ def test_one_failing_plan_does_not_stop_the_sweep(
     report = sweeper.sweep()
     assert (report.expired, report.failed) == (1, 1)
     assert service._registry.usage("alice").uploads_in_flight == 1  # kept for the next sweep
+
+
+def test_browser_completed_uploads_are_settled_and_never_created_ones_released(
+    parts: tuple[UploadService, Sweeper], s3_client: Any, clock: Clock
+) -> None:
+    service, sweeper = parts
+    signer = UppySigner(service)
+    # Given two uploads signed for Uppy 6: one the browser created, filled and completed itself
+    # (it never reports back), one whose create URL was never sent
+    done = signer.sign("alice", SignRequest(method="POST", key="u-a.png", size=6 * MIB, name="a.png", type="image/png"))
+    never = signer.sign("alice", SignRequest(method="POST", key="u-b.png", size=MIB, name="b.png", type="image/png"))
+    assert done.key is not None and never.key is not None
+    upload_id = s3_client.create_multipart_upload(Bucket=BUCKET, Key=done.key)["UploadId"]
+    signer.sign("alice", SignRequest(method="PUT", key=done.key, upload_id=upload_id, part_number=1))
+    put_parts(s3_client, done.key, upload_id, [5 * MIB, MIB])
+    signer.sign("alice", SignRequest(method="POST", key=done.key, upload_id=upload_id))
+    etags = s3_client.list_parts(Bucket=BUCKET, Key=done.key, UploadId=upload_id)["Parts"]
+    s3_client.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key=done.key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in etags]},
+    )
+    # When the sweeper runs after their time is up
+    clock.now += 3601
+    report = sweeper.sweep()
+    # Then the completed one is settled as stored, the other released
+    assert (report.settled, report.expired) == (1, 1)
+    usage = service.registry.usage("alice")
+    assert (usage.stored_bytes, usage.reserved_bytes, usage.uploads_in_flight) == (6 * MIB, 0, 0)

@@ -41,6 +41,7 @@ EXPECTED_ROUTES = {
     "GET /s3/multipart/{uploadId}": "UploadsFunction",
     "POST /s3/multipart/{uploadId}/complete": "UploadsFunction",
     "DELETE /s3/multipart/{uploadId}": "UploadsFunction",
+    "POST /s3/sign": "UploadsFunction",
     "GET /objects/status": "UploadsFunction",
     "GET /openapi.json": "UploadsFunction",
     "GET /files": "FilesFunction",
@@ -485,9 +486,10 @@ def test_bucket_is_private_encrypted_versioned_and_browser_ready(resources: dict
     # Browsers must read part ETags (Uppy stalls otherwise) and may send signed checksums.
     assert {"ETag", "Location"} <= set(cors["ExposedHeaders"])
     assert {"content-type", "x-amz-checksum-sha256", "x-amz-checksum-crc32c"} <= set(cors["AllowedHeaders"])
-    # Parts are PUT and forms POSTed by the browser; everything else goes through the API.
-    assert {"PUT", "POST"} <= set(cors["AllowedMethods"])
-    assert "DELETE" not in cors["AllowedMethods"]
+    # Parts are PUT and forms POSTed by the browser; Uppy 6 (signRequest) also creates, lists,
+    # completes and aborts (DELETE) in S3 itself, sending the headers /s3/sign signed in.
+    assert set(cors["AllowedMethods"]) == {"GET", "PUT", "POST", "DELETE", "HEAD"}
+    assert {"x-amz-meta-*", "x-amz-tagging", "x-amz-mp-object-size", "if-none-match"} <= set(cors["AllowedHeaders"])
     assert cors["AllowedOrigins"] == {"Ref": "CorsAllowedOrigins"}
     rules = bucket["LifecycleConfiguration"]["Rules"]
     assert {"DaysAfterInitiation": {"Ref": "IncompleteUploadExpiryDays"}} in [

@@ -421,6 +421,59 @@ class S3Gateway:
         except (ClientError, BotoCoreError) as error:
             raise storage_error(error) from error
 
+    # --- presigned requests a browser sends itself (Uppy 6's signRequest) -------------------------
+    def presign_put_object(
+        self,
+        key: str,
+        *,
+        content_type: str,
+        content_length: int,
+        metadata: Mapping[str, str],
+        tags: Mapping[str, str],
+        expires_in: int,
+    ) -> str:
+        """PutObject at ``key``: the length and content type are signed headers (S3 refuses a body
+        of any other length or type), the metadata and tags are signed into the query string."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": content_length,
+            "Metadata": dict(metadata),
+            "Tagging": encode_tag_query(tags),
+        }
+        return self._presign("put_object", params, expires_in)
+
+    def presign_create_multipart_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str], tags: Mapping[str, str], expires_in: int
+    ) -> str:
+        """CreateMultipartUpload at ``key``: the content type is a signed header, the metadata and
+        tags are signed into the query string (S3 refuses the request unless they are exactly these)."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "Metadata": dict(metadata),
+            "Tagging": encode_tag_query(tags),
+        }
+        return self._presign("create_multipart_upload", params, expires_in)
+
+    def presign_list_parts(self, key: str, upload_id: str, *, expires_in: int) -> str:
+        return self._presign("list_parts", {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}, expires_in)
+
+    def presign_complete_multipart_upload(self, key: str, upload_id: str, *, object_size: int, expires_in: int) -> str:
+        """CompleteMultipartUpload with the object's size signed into the query string: S3 refuses
+        a parts list of any other total."""
+        params = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "MpuObjectSize": object_size}
+        return self._presign("complete_multipart_upload", params, expires_in)
+
+    def presign_abort_multipart_upload(self, key: str, upload_id: str, *, expires_in: int) -> str:
+        params = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        return self._presign("abort_multipart_upload", params, expires_in)
+
+    def _presign(self, operation: str, params: Mapping[str, Any], expires_in: int) -> str:
+        return str(self.client.generate_presigned_url(operation, Params=dict(params), ExpiresIn=expires_in))
+
 
 def build_s3_client(settings: Settings) -> Any:
     """A SigV4 client on a regional endpoint: SSE-KMS buckets refuse SigV2 presigned URLs."""
@@ -438,7 +491,34 @@ def build_s3_client(settings: Settings) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.client("s3", region_name=settings.region, endpoint_url=endpoint, config=config)
+    client = boto3.client("s3", region_name=settings.region, endpoint_url=endpoint, config=config)
+    hoist_presigned_amz_headers(client)
+    return client
+
+
+# The x-amz-* request headers a presigned URL carries in its query string instead. Uppy 6.1
+# (the `uppy` 6.0.x package) sends a presigned request with nothing but its own Content-Type, so
+# a signed header it does not know to send would fail every request. SigV4 covers a query
+# parameter exactly as it covers a signed header, and S3 applies these as the headers they stand
+# for. Checksums stay headers: a presigned checksum value would describe an empty body.
+_HOISTED_HEADERS = ("x-amz-tagging", "x-amz-mp-object-size")
+_HOISTED_PREFIX = "x-amz-meta-"
+
+
+def hoist_presigned_amz_headers(client: Any) -> None:
+    """Make the client's presigned URLs carry metadata, tags and the completion size as signed
+    query parameters (a browser then sends only the URL, Content-Type and its body)."""
+    client.meta.events.register("before-sign.s3", _hoist_amz_headers, unique_id="upload-core-hoist-amz-headers")
+
+
+def _hoist_amz_headers(request: Any, signature_version: str | None = None, **_: Any) -> None:
+    if not str(signature_version or "").endswith("-query"):
+        return
+    for name in list(request.headers.keys()):
+        lowered = name.lower()
+        if lowered in _HOISTED_HEADERS or lowered.startswith(_HOISTED_PREFIX):
+            request.params[lowered] = request.headers[name]
+            del request.headers[name]
 
 
 def encode_tag_query(tags: Mapping[str, str]) -> str:

@@ -39,6 +39,15 @@ class StartedUpload:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservedUpload:
+    """A reserved plan and what its S3 upload must be created with."""
+
+    plan: UploadPlan
+    metadata: dict[str, str]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class PartRequest:
     part_number: int
     content_md5: str | None = None
@@ -91,6 +100,13 @@ class FormUpload:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SignedPut:
+    url: str
+    key: str
+    content_type: str
+
+
 class UploadService:
     def __init__(
         self,
@@ -108,6 +124,18 @@ class UploadService:
     def bucket(self) -> str:
         return self._settings.bucket_name
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def storage(self) -> S3Gateway:
+        return self._s3
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
     # --- start -----------------------------------------------------------------------------------
     def start(
         self,
@@ -122,6 +150,54 @@ class UploadService:
     ) -> StartedUpload:
         """Start a multipart upload. `size` is None only for clients that do not declare it
         (Uppy's Companion protocol); the size limit is then enforced when completing."""
+        reserved = self.reserve_multipart(
+            owner,
+            filename=filename,
+            content_type=content_type,
+            size=size,
+            part_size=part_size,
+            metadata=metadata,
+            checksum_algorithm=checksum_algorithm,
+        )
+        plan = reserved.plan
+        key = plan.key
+        try:
+            upload_id = self._s3.create_multipart_upload(
+                key,
+                content_type=plan.content_type,
+                metadata=reserved.metadata,
+                tags=reserved.tags,
+                checksum_algorithm=plan.checksum_algorithm,
+            )
+        except UploadError:
+            self._registry.release(plan, PlanState.ABORTED)
+            raise
+        # Should this write fail, the plan stays `creating` and the sweeper aborts whatever
+        # upload exists at the key when the plan's time is up.
+        self._registry.open(key, upload_id)
+        metrics.add_metric(name="UploadsStarted", unit=MetricUnit.Count, value=1)
+        logger.info("upload started", extra={"key": key, "upload_id": upload_id, "size": size})
+        return StartedUpload(
+            upload_id=upload_id,
+            key=key,
+            part_size=plan.part_size,
+            part_count=plan.part_count,
+            checksum_algorithm=plan.checksum_algorithm,
+        )
+
+    def reserve_multipart(
+        self,
+        owner: str,
+        *,
+        filename: str,
+        content_type: str,
+        size: int | None,
+        part_size: int | None = None,
+        metadata: Mapping[str, object] | None = None,
+        checksum_algorithm: str | None = None,
+    ) -> ReservedUpload:
+        """Check a multipart upload's declaration, choose its key under the caller's prefix and
+        reserve its plan (state `creating`); the caller then creates the S3 upload at the key."""
         settings = self._settings
         normalized_type = ensure_allowed(content_type, settings.allowed_content_types)
         if size is not None and size < 0:
@@ -144,28 +220,10 @@ class UploadService:
             content_type=normalized_type,
             checksum_algorithm=algorithm,
         )
-        try:
-            upload_id = self._s3.create_multipart_upload(
-                key,
-                content_type=normalized_type,
-                metadata={**user_metadata, **object_meta.system_metadata(owner, filename, declared_size=size)},
-                tags=object_meta.pending_tags(),
-                checksum_algorithm=algorithm,
-            )
-        except UploadError:
-            self._registry.release(plan, PlanState.ABORTED)
-            raise
-        # Should this write fail, the plan stays `creating` and the sweeper aborts whatever
-        # upload exists at the key when the plan's time is up.
-        self._registry.open(key, upload_id)
-        metrics.add_metric(name="UploadsStarted", unit=MetricUnit.Count, value=1)
-        logger.info("upload started", extra={"key": key, "upload_id": upload_id, "size": size})
-        return StartedUpload(
-            upload_id=upload_id,
-            key=key,
-            part_size=chosen_part_size,
-            part_count=chosen_part_count,
-            checksum_algorithm=algorithm,
+        return ReservedUpload(
+            plan=plan,
+            metadata={**user_metadata, **object_meta.system_metadata(owner, filename, declared_size=size)},
+            tags=object_meta.pending_tags(),
         )
 
     @property
@@ -278,9 +336,7 @@ class UploadService:
             listing = self._s3.list_parts(key, upload_id)
         except NotFound:
             return self._already_completed(owner, key, plan)
-        chosen = _select_parts(listing.parts, client_parts)
-        total = parts.check_part_sizes([(part.part_number, part.size) for part in chosen])
-        self._check_against_plan(plan, chosen, total)
+        chosen, total = self._checked_parts(plan, listing.parts, client_parts)
         try:
             completed = self._s3.complete_multipart_upload(
                 key, upload_id, chosen, object_size=total, checksum_algorithm=listing.checksum_algorithm
@@ -303,6 +359,24 @@ class UploadService:
         metrics.add_metric(name="BytesUploaded", unit=MetricUnit.Bytes, value=total)
         logger.info("upload completed", extra={"key": key, "upload_id": upload_id, "size": total})
         return CompletedUpload(key=key, etag=completed.etag, size=total, location=completed.location)
+
+    def checked_size(self, owner: str, upload_id: str, key: str) -> int:
+        """Check every stored part of the caller's open upload against its plan, as completing
+        does, and return the object size a completion of those parts makes (for a client that
+        completes the upload itself)."""
+        keys.ensure_owned(self._settings.upload_prefix, owner, key)
+        _ensure_upload_id(upload_id)
+        plan = self._open_plan(owner, key, upload_id)
+        _, total = self._checked_parts(plan, self._s3.list_parts(key, upload_id).parts, None)
+        return total
+
+    def _checked_parts(
+        self, plan: UploadPlan, uploaded: list[UploadedPart], client_parts: list[ClientPart] | None
+    ) -> tuple[list[UploadedPart], int]:
+        chosen = _select_parts(uploaded, client_parts)
+        total = parts.check_part_sizes([(part.part_number, part.size) for part in chosen])
+        self._check_against_plan(plan, chosen, total)
+        return chosen, total
 
     def _check_against_plan(self, plan: UploadPlan, chosen: list[UploadedPart], total: int) -> None:
         """A declared upload completes with exactly its plan's parts and size; an undeclared one
@@ -394,6 +468,51 @@ class UploadService:
         """A presigned POST whose policy pins the key, the content type, the metadata, the pending
         tag and the size (exactly the declared size, or up to the form limit when undeclared)."""
         settings = self._settings
+        key, normalized_type, expires_in = self._reserve_single(owner, filename, content_type, size)
+        fields = {
+            "Content-Type": normalized_type,
+            "tagging": object_meta.tagging_xml(object_meta.pending_tags()),
+            "success_action_status": "201",
+            **{
+                f"x-amz-meta-{name}": value
+                for name, value in object_meta.system_metadata(owner, filename, declared_size=size).items()
+            },
+        }
+        post = self._s3.presigned_post(
+            key,
+            fields=fields,
+            min_size=size if size is not None else 0,
+            max_size=size if size is not None else settings.max_form_upload_bytes,
+            expires_in=expires_in,
+        )
+        metrics.add_metric(name="FormUploadsIssued", unit=MetricUnit.Count, value=1)
+        return FormUpload(
+            url=str(post["url"]),
+            fields={str(k): str(v) for k, v in post["fields"].items()},
+            key=key,
+            expires_at=self._expires_at(expires_in),
+        )
+
+    def put_url(self, owner: str, *, filename: str, content_type: str, size: int, expires_in: int) -> SignedPut:
+        """A presigned PutObject for the whole file, reserved exactly as a form is: the URL signs the
+        exact length and content type (headers the browser sends anyway), the metadata and the
+        pending tag, so S3 refuses any other body, type, metadata or tags at the key."""
+        key, normalized_type, _ = self._reserve_single(owner, filename, content_type, size)
+        url = self._s3.presign_put_object(
+            key,
+            content_type=normalized_type,
+            content_length=size,
+            metadata=object_meta.system_metadata(owner, filename, declared_size=size),
+            tags=object_meta.pending_tags(),
+            expires_in=min(expires_in, self._settings.url_expiry_seconds),
+        )
+        metrics.add_metric(name="FormUploadsIssued", unit=MetricUnit.Count, value=1)
+        return SignedPut(url=url, key=key, content_type=normalized_type)
+
+    def _reserve_single(self, owner: str, filename: str, content_type: str, size: int | None) -> tuple[str, str, int]:
+        """Reserve a single-request upload (a form or a whole-file PUT) at a new key: its key, its
+        normalized content type and the URL's life."""
+        settings = self._settings
         normalized_type = ensure_allowed(content_type, settings.allowed_content_types)
         if size is not None:
             if size < 0:
@@ -419,29 +538,7 @@ class UploadService:
             content_type=normalized_type,
         )
         self._registry.open(key, None)
-        fields = {
-            "Content-Type": normalized_type,
-            "tagging": object_meta.tagging_xml(object_meta.pending_tags()),
-            "success_action_status": "201",
-            **{
-                f"x-amz-meta-{name}": value
-                for name, value in object_meta.system_metadata(owner, filename, declared_size=size).items()
-            },
-        }
-        post = self._s3.presigned_post(
-            key,
-            fields=fields,
-            min_size=size if size is not None else 0,
-            max_size=size if size is not None else settings.max_form_upload_bytes,
-            expires_in=expires_in,
-        )
-        metrics.add_metric(name="FormUploadsIssued", unit=MetricUnit.Count, value=1)
-        return FormUpload(
-            url=str(post["url"]),
-            fields={str(k): str(v) for k, v in post["fields"].items()},
-            key=key,
-            expires_at=self._expires_at(expires_in),
-        )
+        return key, normalized_type, expires_in
 
     def _expires_at(self, seconds: int) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC).replace(microsecond=0) + timedelta(seconds=seconds)
