@@ -228,6 +228,13 @@ class UploadApi:
 
     # ---- plumbing
 
+    def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        """One idempotent call of any route (the files routes use it): its JSON body, None for 204."""
+        response = self._request(method, path, params=params, idempotent=True)
+        if response.status_code == 204 or not response.content:
+            return None
+        return self._json_of(response)
+
     def _json(
         self,
         method: str,
@@ -238,6 +245,10 @@ class UploadApi:
         idempotent: bool = True,
     ) -> dict[str, Any]:
         response = self._request(method, path, json=json, params=params, idempotent=idempotent)
+        return self._json_of(response)
+
+    @staticmethod
+    def _json_of(response: requests.Response) -> dict[str, Any]:
         try:
             data = response.json()
         except ValueError:

@@ -1,4 +1,4 @@
-"""``python -m client``: upload, resume, import, list and abort from a terminal.
+"""``python -m client``: upload (and learn the verdicts), resume, import, list, fetch, delete and abort.
 
 A thin layer over ``client.Uploader``: it reads the configuration (flags, then the environment),
 draws the progress bar, prints one line per result, and turns every failure into a one-line
@@ -9,7 +9,11 @@ message and an exit code (``client.errors.ExitCode``, listed in docs/client.md).
     .venv/bin/python -m client put photo.png --concurrency 8 --part-size 16MiB
     .venv/bin/python -m client resume photo.png                    # after Ctrl-C (the parts are kept)
     .venv/bin/python -m client import https://example.com/cat.jpg
-    .venv/bin/python -m client ls
+    .venv/bin/python -m client put photos/ *.jpg                   # waits for each verdict (exit 10: rejected)
+    .venv/bin/python -m client ls                                  # your files and their status
+    .venv/bin/python -m client get <fileId> -o copy.png            # verified download
+    .venv/bin/python -m client rm <fileId>
+    .venv/bin/python -m client ls --unfinished
     .venv/bin/python -m client abort uploads/local-user/<id>/photo.png
 """
 
@@ -27,6 +31,7 @@ from typing import Any, TextIO
 import requests
 
 from client.api import normalize_api_url
+from client.batch import FileOutcome, collect, put_all, worst
 from client.checksums import CHECKSUMS, Checksum
 from client.errors import (
     AuthError,
@@ -75,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upload files to S3 through the upload API: parallel parts, retries, checksums, resume.",
         parents=[common],
         epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 authentication, 5 API unreachable,"
-        " 6 refused by the API, 7 transfer failed, 8 local file problem, 9 nothing to resume/abort, 130 interrupted.",
+        " 6 refused by the API, 7 transfer failed, 8 local file problem, 9 nothing to resume/abort (or no such file),"
+        " 10 a file was rejected by the validator, 11 no verdict in time, 130 interrupted.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -97,8 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    put = commands.add_parser("put", parents=[common, transfer], help="upload a file")
-    put.add_argument("file", help="the file to upload")
+    put = commands.add_parser(
+        "put", parents=[common, transfer], help="upload files and folders, and wait for each verdict"
+    )
+    put.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER", help="files, and folders to upload recursively")
+    put.add_argument(
+        "--no-wait", action="store_true", help="do not wait for the validator's verdict (exit 0 once stored)"
+    )
+    put.add_argument("--wait-timeout", type=float, default=120.0, help="seconds to wait for each verdict (default 120)")
     put.add_argument(
         "--checksum",
         choices=[*CHECKSUMS, "none"],
@@ -106,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-part checksum signed into each part URL and checked by S3 (default crc32)",
     )
     put.add_argument("--content-type", default=None, help="declared type (default: guessed from the extension)")
-    put.add_argument("--name", default=None, help="file name for the key (default: the file's name)")
+    put.add_argument("--name", default=None, help="file name for the key (one file only; default: the file's name)")
 
     resume = commands.add_parser(
         "resume", parents=[common, transfer], help="continue an interrupted upload, sending only missing parts"
@@ -120,7 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("url")
     imports.add_argument("--filename", default=None, help="file name for the key (default: from the URL)")
 
-    commands.add_parser("ls", parents=[common], help="list your unfinished uploads")
+    ls = commands.add_parser("ls", parents=[common], help="list your files and their status, newest first")
+    ls.add_argument("--unfinished", action="store_true", help="list your unfinished multipart uploads instead")
+    ls.add_argument("--status", choices=["pending", "valid", "rejected"], default=None, help="only files with it")
+
+    status = commands.add_parser("status", parents=[common], help="one file's status and verdict")
+    status.add_argument("target", metavar="FILE_ID_OR_KEY")
+
+    get = commands.add_parser("get", parents=[common], help="download a valid file (size and checksum verified)")
+    get.add_argument("file_id", metavar="FILE_ID_OR_KEY")
+    get.add_argument("-o", "--output", default=None, help="where to write it (default: its name, here)")
+    get.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    rm = commands.add_parser("rm", parents=[common], help="delete a file: every version, and its quota")
+    rm.add_argument("file_id", metavar="FILE_ID_OR_KEY")
 
     abort = commands.add_parser("abort", parents=[common], help="abort an unfinished upload")
     abort.add_argument("target", metavar="KEY_OR_UPLOAD_ID", help="its key, its upload id, or the file being uploaded")
@@ -147,7 +172,15 @@ def main(
     progress: ProgressBar | None = None
     try:
         api_url, token = resolve_connection(args, environment)
-        if args.command in ("put", "resume"):
+        if args.command == "put":
+            return run_put(args, api_url, token, session=session, out=out, err=err, quiet=quiet, invocation=invocation)
+        if args.command == "get":
+            enabled = False if (quiet or args.no_progress) else None
+            progress = ProgressBar(args.file_id, enabled=enabled, stream=err)
+            uploader = make_uploader(args, api_url, token, session=session, log=None if quiet else progress.write)
+            run_get(args, uploader, out, progress)
+            return int(ExitCode.OK)
+        if args.command == "resume":
             enabled = False if (quiet or args.no_progress) else None
             progress = ProgressBar(os.path.basename(args.file), enabled=enabled, stream=err)
             notice: Callable[[str], None] | None = None if quiet else progress.write
@@ -209,16 +242,78 @@ def make_uploader(
     )
 
 
-def run_transfer(args: argparse.Namespace, uploader: Uploader, progress: ProgressBar) -> UploadResult:
-    if args.command == "put":
-        return uploader.upload(
-            args.file,
+def run_put(
+    args: argparse.Namespace,
+    api_url: str,
+    token: str,
+    *,
+    session: requests.Session | None,
+    out: TextIO,
+    err: TextIO,
+    quiet: bool,
+    invocation: Invocation,
+) -> int:
+    """Every file given (folders recursively), one overall bar, one result per file; the worst
+    outcome is the exit code (10 when a file was rejected)."""
+    paths = collect(args.files)
+    if args.name is not None and len(paths) != 1:
+        raise ConfigError("--name names one file; several were given")
+    as_json = bool(getattr(args, "json", False))
+    label = os.path.basename(str(paths[0])) if len(paths) == 1 else f"{len(paths)} files"
+    progress = ProgressBar(label, enabled=False if (quiet or args.no_progress) else None, stream=err)
+    uploader = make_uploader(args, api_url, token, session=session, log=None if quiet else progress.write)
+    invocation = Invocation.current(
+        os.environ, api_url=getattr(args, "api_url", None), token_flag=hasattr(args, "token")
+    )
+
+    def report(outcome: FileOutcome) -> None:
+        if outcome.error is not None:
+            progress.write(f"error: {describe(outcome.error)}")
+            _print_kept(err, outcome.error.kept, invocation)
+        if as_json:  # one object per file, as soon as it is known
+            print(json.dumps(outcome.as_json()), file=out, flush=True)
+        elif outcome.result is not None:
+            print(outcome.line(), file=out, flush=True)
+
+    try:
+        outcomes = put_all(
+            uploader,
+            paths,
+            wait=not args.no_wait,
+            wait_timeout=args.wait_timeout,
+            on_progress=progress,
+            on_result=report,
             content_type=args.content_type,
             filename=args.name,
-            on_progress=progress,
             keep_parts=args.keep_parts,
             abort_on_interrupt=args.abort_on_interrupt,
         )
+    finally:
+        progress.close()
+    return int(worst(outcomes))
+
+
+def run_get(args: argparse.Namespace, uploader: Uploader, out: TextIO, progress: ProgressBar) -> None:
+    info = uploader.files.status(args.file_id)
+    target = args.output or info.name
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        progress(done, info.size)
+
+    try:
+        uploader.files.download(info.file_id, target, on_progress=advance)
+    finally:
+        progress.close()
+    if getattr(args, "json", False):
+        _print_json(out, {"fileId": info.file_id, "key": info.key, "path": target, "size": info.size})
+    else:
+        print(f"downloaded {info.key} to {target} ({info.size} bytes, verified)", file=out)
+
+
+def run_transfer(args: argparse.Namespace, uploader: Uploader, progress: ProgressBar) -> UploadResult:
     return uploader.resume(
         args.file,
         upload_id=args.upload_id,
@@ -244,6 +339,29 @@ def run_other(args: argparse.Namespace, uploader: Uploader, out: TextIO, notices
             )
         else:
             print(f"imported {args.url} to {imported.key} ({imported.size} bytes, {imported.content_type})", file=out)
+    elif args.command == "ls" and not args.unfinished:
+        files = list(uploader.files.list(status=args.status))
+        if as_json:
+            _print_json(out, {"files": [_camel(asdict(info)) for info in files]})
+        else:
+            for info in files:
+                reason = f" ({info.reason})" if info.reason else ""
+                print(f"{info.file_id}\t{info.status}{reason}\t{info.size}\t{info.created_at}\t{info.key}", file=out)
+            if not files and notices is not None:
+                print("no files", file=notices)
+    elif args.command == "status":
+        info = uploader.files.status(args.target)
+        if as_json:
+            _print_json(out, _camel(asdict(info)))
+        else:
+            reason = f" ({info.reason})" if info.reason else ""
+            print(f"{info.status}{reason}\t{info.key}", file=out)
+    elif args.command == "rm":
+        uploader.files.delete(args.file_id)
+        if as_json:
+            _print_json(out, {"deleted": args.file_id})
+        else:
+            print(f"deleted {args.file_id}", file=out)
     elif args.command == "ls":
         pending = uploader.list_unfinished()
         if as_json:

@@ -22,7 +22,9 @@ class ExitCode(IntEnum):
     REFUSED = 6  # the API refused the request (4xx with its message): type, size, key, ...
     TRANSFER = 7  # the bytes did not get to S3 intact (after retries), or a check failed
     LOCAL_FILE = 8  # the local file is missing, unreadable or changed during the upload
-    NOT_FOUND = 9  # nothing to resume or abort: no matching unfinished upload
+    NOT_FOUND = 9  # nothing to resume or abort: no matching unfinished upload (or no such file)
+    REJECTED = 10  # the file was stored, and the validator rejected it (the reason is printed)
+    NO_VERDICT = 11  # the file was stored, and no verdict came within --wait-timeout
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
 
 

@@ -33,6 +33,7 @@ from client.cancellation import Cancellation
 from client.checksums import CHECKSUMS, Checksum
 from client.engine import ProgressCallback, TransferEngine, UploadResult, WhenStopped
 from client.errors import NotFoundError, UploadClientError
+from client.files import Files
 from client.many import FileOutcome, FormUploader, upload_forms
 from client.part_task import PartSender
 from client.parts import SourceFile
@@ -111,6 +112,8 @@ class Uploader:
             timeout=timeout,
             on_retry=self._api_retry_notice,
         )
+        # The caller's finished files: list, status, wait for a verdict, download, delete.
+        self.files = Files(self.api, self.session, sleep=self._sleep)
         self._planner = Planner(
             self.api, part_size=part_size, checksum=checksum, state_files=state_files, warn=self._warn
         )

@@ -34,6 +34,7 @@ FILES: dict[str, tuple[str, str]] = {
     "/demo/uppy5/": ("uppy5.html", "text/html; charset=utf-8"),
     "/demo/common.js": ("common.js", _JS),
     "/demo/demo.js": ("demo.js", _JS),
+    "/demo/files.js": ("files.js", _JS),
     "/demo/uppy5.js": ("uppy5.js", _JS),
     "/demo/demo.css": ("demo.css", _CSS),
     # Uppy 6: the prebuilt bundle of `uppy` 6.0.1, exactly what `npm install uppy` gives.

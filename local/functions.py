@@ -97,6 +97,7 @@ def lambda_environment(
             "AWS_ENDPOINT_URL_S3": aws.endpoint_url,
             "AWS_ENDPOINT_URL_SQS": aws.endpoint_url,
             "AWS_ENDPOINT_URL_DYNAMODB": aws.endpoint_url,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": aws.endpoint_url,
             # No X-Ray daemon locally; metrics are printed as EMF to the log, as in Lambda.
             "POWERTOOLS_TRACE_DISABLED": "true",
             # Powertools warns on every invocation that records no metric; that is not news locally.

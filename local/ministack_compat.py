@@ -8,6 +8,12 @@
 - Real S3 refuses a presigned request carrying an `x-amz-*` header the URL did not sign (403,
   HeadersNotSigned); MiniStack accepts it, so a part URL plus `x-amz-copy-source` would copy any
   object locally, and a test could pass on what AWS refuses.
+- Real S3 answers a GET with the `response-content-disposition` / `response-content-type` (and
+  the other `response-*`) query parameters as the headers they name; MiniStack ignores them, so a
+  download link could not be shown to force an attachment locally.
+- The bucket policy's read gate (DenyReadsOfUnvalidatedUploads) is not evaluated by MiniStack;
+  a presigned GET (the only reads the files function hands out) of an object under `uploads/`
+  whose version is not tagged `upload-status=valid` is refused here as AWS refuses it.
 
 This module is executed inside the MiniStack process, before it starts, and wraps those handlers.
 It changes nothing else, and nothing in the deployed application depends on it.
@@ -96,7 +102,35 @@ def _post_object(bucket_name: str, body: bytes, headers: dict[str, str]) -> Any:
     return result
 
 
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-language": "Content-Language",
+    "response-content-encoding": "Content-Encoding",
+    "response-cache-control": "Cache-Control",
+    "response-expires": "Expires",
+}
+
+
 def _get_object(bucket_name: str, key: str, headers: dict[str, str], query_params: dict[str, Any] | None = None) -> Any:
+    result = _range_get(bucket_name, key, headers, query_params)
+    query = query_params or {}
+    if result[0] not in (200, 206) or not s3._qp(query, "X-Amz-Signature", ""):
+        return result
+    version = s3._qp(query, "versionId", "") or result[1].get("x-amz-version-id")
+    tags = s3._object_tags.get((bucket_name, key, version)) or s3._object_tags.get((bucket_name, key, None)) or {}
+    if key.startswith("uploads/") and tags.get("upload-status") != "valid":
+        return s3._error("AccessDenied", "Access Denied", 403, f"/{bucket_name}/{key}")
+    overridden = dict(result[1])
+    for parameter, header in _RESPONSE_OVERRIDES.items():
+        value = s3._qp(query, parameter, "")
+        if value:
+            overridden = {name: text for name, text in overridden.items() if name.lower() != header.lower()}
+            overridden[header] = value
+    return (result[0], overridden, result[2])
+
+
+def _range_get(bucket_name: str, key: str, headers: dict[str, str], query_params: dict[str, Any] | None) -> Any:
     result = _original_get(bucket_name, key, headers, query_params)
     range_header = headers.get("range", "")
     if result[0] != 200 or not range_header or not s3._qp(query_params or {}, "versionId", ""):

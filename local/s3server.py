@@ -148,7 +148,7 @@ class EmbeddedS3:
             "AUTH": "true",
             "BIND_HOST": HOST,
             "GATEWAY_PORT": str(self.port),
-            "SERVICES": "s3,sqs,dynamodb",
+            "SERVICES": "s3,sqs,dynamodb,events",
             # Without these MiniStack also listens on 0.0.0.0:8883 (IoT mTLS) and for SFTP.
             "IOT_MTLS_ENABLED": "0",
             "SFTP_ENABLED": "0",
@@ -217,6 +217,9 @@ class EmbeddedS3:
 
     def dynamodb_client(self) -> Any:
         return emulator_client("dynamodb", self.endpoint_url)
+
+    def emulator_client(self, service: str) -> Any:
+        return emulator_client(service, self.endpoint_url)
 
     def __enter__(self) -> EmbeddedS3:
         return self.start()

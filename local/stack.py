@@ -25,6 +25,7 @@ from local.resources import provision
 from local.s3server import EmbeddedS3, PortInUseError, ensure_port_free, s3_client, sqs_client
 from local.template import LOCAL_REGION, Template, TemplateError, load_template
 from local.tokens import DEFAULT_LIFETIME_SECONDS, SigningKey, default_key, make_token
+from local.verdicts import VerdictWatcher
 
 
 def port_from_env(name: str, default: int) -> int:
@@ -91,6 +92,7 @@ class LocalStack:
         self.resource_values: dict[str, str] = {}
         self.functions: Functions | None = None
         self.events: EventSources | None = None
+        self.verdicts: VerdictWatcher | None = None
         self.gateway: Gateway | None = None
         self._server: GatewayServer | None = None
 
@@ -135,6 +137,18 @@ class LocalStack:
         )
         if self._s3_events:
             self.events.wire().start()
+            self.verdicts = (
+                VerdictWatcher(self._s3.emulator_client("events"), self.sqs_client(), bus_name=self._event_bus())
+                .wire()
+                .start()
+            )
+
+    def _event_bus(self) -> str:
+        """The bus the validator publishes to (the template's EventBusName; `default` without one)."""
+        if "EventBusName" not in (self.template.document.get("Parameters") or {}):
+            return "default"
+        resolver = self.template.resolver({}, self.parameter_overrides)
+        return str(resolver.resolve({"Ref": "EventBusName"}, "EventBusName"))
 
     def _start_gateway(self) -> None:
         assert self.functions is not None
@@ -156,6 +170,9 @@ class LocalStack:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self.verdicts is not None:
+            self.verdicts.stop()
+            self.verdicts = None
         if self.events is not None:
             self.events.stop()
             self.events = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from service_factory import upload_service
 from upload_core.observability import logger, metrics, tracer
 from upload_core.settings import get_settings
 from upload_core.uploads import ClientPart, PartRequest, UploadService
+from upload_edge import api_document
 from upload_edge import openapi as docs
 from upload_edge.identity import caller_id
 from upload_edge.providers import Lazy
@@ -157,7 +159,15 @@ def object_status(key: KeyQuery, caller: Caller, service: Service) -> ObjectStat
 
 
 # Public and the same for every request: built once per container, on first use.
-openapi_json = Lazy(lambda: app.get_openapi_json_schema(title="S3 direct upload API", version="1.0.0"))
+# The whole API's document: this function's routes and the other functions' (api_document).
+openapi_json = Lazy(
+    lambda: json.dumps(
+        api_document.merge(
+            json.loads(app.get_openapi_json_schema(title="S3 direct upload API", version="1.0.0")),
+            [api_document.other_functions_part()],
+        )
+    )
+)
 
 
 @app.get("/openapi.json", include_in_schema=False)

@@ -440,3 +440,38 @@ def test_uppy_5_still_uploads_in_parts_through_the_companion_routes(
     assert tags["upload-status"] == "valid"
     assert any(url.endswith("/s3/multipart") for url in companion)
     assert tab.problems == []
+
+
+def file_row(page: Page, filename: str) -> Locator:
+    return page.locator("#files tbody tr", has_text=filename)
+
+
+def test_your_files_lists_statuses_downloads_a_valid_file_and_deletes_it(
+    tab: CheckedPage, stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given a valid image and a text file named like a PNG, uploaded through the Dashboard
+    good, fake = tmp_path / "listed.png", tmp_path / "listed-fake.png"
+    good.write_bytes(small_png())
+    fake.write_bytes(b"still not an image\n" * 10)
+    page = open_demo(tab, stack)
+    add_files(page, [good, fake])
+    page.locator(".uppy-StatusBar-actionBtn--upload").click()
+    # Then "Your files" shows each with the validator's verdict
+    expect(file_row(page, "listed.png")).to_have_attribute("data-status", "valid", timeout=VERDICT_TIMEOUT_MS)
+    expect(file_row(page, "listed-fake.png")).to_have_attribute("data-status", "rejected", timeout=VERDICT_TIMEOUT_MS)
+    # And the rejected file is failed in Uppy's own list, not checked
+    expect(page.locator(".uppy-Dashboard-Item.is-error", has_text="listed-fake")).to_have_count(
+        1, timeout=VERDICT_TIMEOUT_MS
+    )
+    # And only the valid one has a download link, which saves the same bytes as an attachment
+    assert file_row(page, "listed-fake.png").locator("a.download").count() == 0
+    with page.expect_download() as downloading:
+        file_row(page, "listed.png").locator("a.download").click()
+    saved = downloading.value
+    assert saved.suggested_filename == "listed.png"
+    assert Path(saved.path()).read_bytes() == good.read_bytes()
+    # When the valid one is deleted, Then it leaves the list
+    file_row(page, "listed.png").locator("button.delete").click()
+    expect(file_row(page, "listed.png")).to_have_count(0, timeout=10_000)
+    # (A navigation that turns into a download is reported as an aborted request: not a problem.)
+    assert [problem for problem in tab.problems if "response-content-disposition" not in problem] == []

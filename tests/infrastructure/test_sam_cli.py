@@ -29,10 +29,13 @@ def test_sam_build_succeeds_with_python_313(tmp_path: Path) -> None:
     assert (layer / "upload_core" / "uploads.py").is_file()
     assert (layer / "PIL").is_dir()
     assert (build_dir / "EdgeLayer" / "python" / "upload_edge" / "http_errors.py").is_file()
+    # The other functions' part of the OpenAPI document ships with the edge layer
+    assert (build_dir / "EdgeLayer" / "python" / "upload_edge" / "other_functions.openapi.json").is_file()
     for function, module in [
         ("UploadsFunction", "uploads_handler.py"),
         ("ImportsFunction", "imports_handler.py"),
         ("ValidatorFunction", "validator_handler.py"),
+        ("FilesFunction", "files_handler.py"),
     ]:
         assert (build_dir / function / module).is_file(), function
 

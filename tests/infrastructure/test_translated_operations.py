@@ -150,7 +150,7 @@ def test_no_allow_statement_grants_a_wildcard_outside_the_documented_exceptions(
 
 def test_roles_get_no_managed_policy_beyond_logs_and_traces(resources: dict[str, Any]) -> None:
     roles = of_type(resources, "AWS::IAM::Role")
-    assert {"UploadsFunctionRole", "ImportsFunctionRole", "ValidatorFunctionRole"} <= set(roles)
+    assert {"UploadsFunctionRole", "ImportsFunctionRole", "ValidatorFunctionRole", "FilesFunctionRole"} <= set(roles)
     for name, role in roles.items():
         attached = set(role["Properties"].get("ManagedPolicyArns", []))
         assert attached <= ALLOWED_MANAGED_POLICIES, (name, attached)
@@ -247,7 +247,7 @@ def test_functions_never_trace_responses_and_answer_within_the_gateways_time(res
         for permission in permissions.values()
         if permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
-    assert behind_api == {"UploadsFunction", "ImportsFunction"}
+    assert behind_api == {"UploadsFunction", "ImportsFunction", "FilesFunction"}
     for name, function in of_type(resources, "AWS::Lambda::Function").items():
         properties = function["Properties"]
         variables = properties["Environment"]["Variables"]

@@ -9,6 +9,7 @@ and, for refusals, that the owner's resource was left alone.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,9 @@ import requests
 from local.stack import LocalStack
 from local.template import load_template
 from tests.import_support import Reply, SourceServer, image_bytes
+from tests.registry_support import registry_of
 from tests.stack_limits import GENEROUS_LIMITS
+from upload_core.registry import FileRecord, FileStatus
 
 pytestmark = pytest.mark.integration
 
@@ -187,6 +190,21 @@ def _lists_only_own_uploads(response: requests.Response, call: Call, identity: s
     assert (call.upload["key"] in listed) == (identity == "owner")
 
 
+def _owner_file(suffix: str = "") -> Callable[[Matrix], Call]:
+    """A file of the owner's as the validator records it when its object arrives (pending)."""
+
+    def prepare(matrix: Matrix) -> Call:
+        file_id = uuid.uuid4().hex
+        registry_of(matrix.stack).record_file(
+            FileRecord(
+                OWNER, file_id, f"uploads/{OWNER}/{file_id}/m.png", "m.png", 1, "image/png", "v1", FileStatus.PENDING, 1
+            )
+        )
+        return Call(f"/files/{file_id}{suffix}")
+
+    return prepare
+
+
 def _import(matrix: Matrix) -> Call:
     return Call("/imports", json={"url": matrix.source.url("/matrix.png")})
 
@@ -230,6 +248,11 @@ EXPECTATIONS: dict[str, Expectation] = {
     "POST /s3/sign": Expectation(_uppy_sign_part, owner=200, other=403),
     "GET /openapi.json": Expectation(_fixed("/openapi.json"), owner=200, other=200, anonymous=200),
     "POST /imports": Expectation(_import, owner=201, other=201),
+    # Another owner's file is not in the caller's partition: 404, never 403.
+    "GET /files": Expectation(_fixed("/files"), owner=200, other=200),
+    "GET /files/{fileId}": Expectation(_owner_file(), owner=409, other=404),  # pending: NotValidated
+    "GET /files/{fileId}/status": Expectation(_owner_file("/status"), owner=200, other=404),
+    "DELETE /files/{fileId}": Expectation(_owner_file(), owner=204, other=404),
 }
 
 ROUTES = sorted(route.route_key for route in load_template().routes())

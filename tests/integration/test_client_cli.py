@@ -1,7 +1,8 @@
 """The upload CLI end to end: `python -m client` as a subprocess against the local stack.
 
 The stack here has no S3 event loop (the payloads are random bytes; the validator would quarantine
-them) and allows imports from one local source server. Faults and interruptions are made by a
+them), so `put` runs with --no-wait (tests/integration/test_files_http.py checks the verdicts),
+and allows imports from one local source server. Faults and interruptions are made by a
 forward proxy in front of everything (tests/integration/fault_proxy.py, reached through
 HTTP_PROXY), so the CLI talks to the real API and the real embedded S3 with real signed URLs.
 Every test uses its own user, so its prefix holds only what the test made.
@@ -159,7 +160,15 @@ def test_a_50_mib_file_in_10_parts_3_at_a_time_is_stored_byte_identical(
     path, data = random_file(tmp_path, 50 * MIB)
     # When it is uploaded with 3 parts in flight, 5 MiB each
     done = run_cli(
-        "put", str(path), "--concurrency", "3", "--part-size", "5MiB", "--json", env=cli_env(cli_stack, "cli-put")
+        "put",
+        "--no-wait",
+        str(path),
+        "--concurrency",
+        "3",
+        "--part-size",
+        "5MiB",
+        "--json",
+        env=cli_env(cli_stack, "cli-put"),
     )
     # Then the CLI reports 10 parts sent and S3 holds exactly the file, under the caller's prefix
     assert done.returncode == 0, done.stderr
@@ -184,6 +193,7 @@ def test_a_run_where_a_fifth_of_part_puts_fail_still_ends_byte_identical(
     # When it is uploaded through the proxy
     done = run_cli(
         "put",
+        "--no-wait",
         str(path),
         "--concurrency",
         "3",
@@ -215,7 +225,7 @@ def test_a_part_whose_url_really_expired_is_signed_again(proxy: FaultProxy, tmp_
         path, data = random_file(tmp_path, 2 * MIB)
         proxy.reset(delay_first_put=URL_EXPIRY_SECONDS + 1.5)
         # When the file is uploaded through the proxy
-        done = run_cli("put", str(path), "--json", env=cli_env(short_lived, "cli-expiry", proxy))
+        done = run_cli("put", "--no-wait", str(path), "--json", env=cli_env(short_lived, "cli-expiry", proxy))
         # Then S3 itself refused the late PUT as expired, and the CLI signed a new URL and finished
         assert done.returncode == 0, done.stderr
         assert [(put.part_number, put.status, put.injected) for put in proxy.puts] == [(1, 403, None), (1, 200, None)]
@@ -242,7 +252,7 @@ def test_an_interrupted_upload_is_resumed_with_the_printed_command_sending_only_
     path, data = random_file(tmp_path, 7 * 5 * MIB + 12345)  # 8 parts
     # Given an upload, started with no option about interrupts, stopped with Ctrl-C after 3 parts reached S3
     proxy.reset(pass_limit=3)
-    process = start_cli("put", str(path), "--part-size", "5MiB", "--concurrency", "2", env=env)
+    process = start_cli("put", "--no-wait", str(path), "--part-size", "5MiB", "--concurrency", "2", env=env)
     code, stderr = interrupt_when_held(process, proxy)
     # Then it exits 130 and prints the command that resumes it, with the interpreter that runs here
     assert code == 130, stderr
@@ -284,7 +294,7 @@ def test_ctrl_c_with_abort_on_interrupt_aborts_the_upload_and_leaves_nothing(
     path, _ = random_file(tmp_path, 4 * 5 * MIB)
     proxy.reset(pass_limit=2)
     env = cli_env(cli_stack, "cli-ctrl-c", proxy)
-    process = start_cli("put", str(path), "--part-size", "5MiB", "--abort-on-interrupt", env=env)
+    process = start_cli("put", "--no-wait", str(path), "--part-size", "5MiB", "--abort-on-interrupt", env=env)
     # When Ctrl-C is pressed
     code, stderr = interrupt_when_held(process, proxy)
     # Then the CLI exits 130 after aborting: no unfinished upload, no object, no state file
@@ -301,12 +311,12 @@ def test_abort_removes_a_kept_upload_and_ls_lists_it_until_then(
     # Given an interrupted upload (its parts are kept)
     path, _ = random_file(tmp_path, 3 * 5 * MIB)
     proxy.reset(pass_limit=1)
-    process = start_cli("put", str(path), "--part-size", "5MiB", env=env)
+    process = start_cli("put", "--no-wait", str(path), "--part-size", "5MiB", env=env)
     assert interrupt_when_held(process, proxy)[0] == 130
     assert wait_for(lambda: len(proxy.stored_parts()) == 1)
     key = state_of(path)["key"]
     # When it is listed / Then `ls` shows it
-    listed = run_cli("ls", "--json", env=env)
+    listed = run_cli("ls", "--unfinished", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert [upload["key"] for upload in json.loads(listed.stdout)["uploads"]] == [key]
     # When it is aborted by key
@@ -315,8 +325,8 @@ def test_abort_removes_a_kept_upload_and_ls_lists_it_until_then(
     assert aborted.returncode == 0, aborted.stderr
     assert f"aborted {key}" in aborted.stdout
     assert leftovers(s3, cli_stack.bucket, "cli-abort") == ([], [])
-    assert json.loads(run_cli("ls", "--json", env=env).stdout)["uploads"] == []
-    empty = run_cli("ls", env=env)
+    assert json.loads(run_cli("ls", "--unfinished", "--json", env=env).stdout)["uploads"] == []
+    empty = run_cli("ls", "--unfinished", env=env)
     assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "no unfinished uploads\n")
     # And aborting it again says there is nothing to abort
     again = run_cli("abort", key, env=env)
@@ -351,7 +361,7 @@ def test_a_content_type_the_api_refuses_fails_before_any_byte_is_sent(
     cli_stack: LocalStack, s3: Any, tmp_path: Path
 ) -> None:
     path, _ = random_file(tmp_path, 1000, name="notes.txt")
-    done = run_cli("put", str(path), env=cli_env(cli_stack, "cli-refused"))
+    done = run_cli("put", "--no-wait", str(path), env=cli_env(cli_stack, "cli-refused"))
     assert done.returncode == 6
     assert done.stderr.startswith("error: content type 'text/plain' is not allowed")
     assert len(done.stderr.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ examples every run), no example database. FUZZ_EXAMPLES=<n> runs more.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from local.stack import LocalStack
+from tests.import_support import Reply, SourceServer, image_bytes
+from tests.registry_support import registry_of
 from tests.stack_limits import GENEROUS_LIMITS
+from upload_core.registry import FileRecord, FileStatus
 
 pytestmark = pytest.mark.integration
 
@@ -56,12 +60,24 @@ class Resources:
     """The caller's real upload (re-created once a case has completed or aborted it) and a real
     stored object, for cases that aim at existing state."""
 
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalStack, source: SourceServer | None = None) -> None:
+        self.stack = stack
+        self.source = source
         self.base_url = stack.api_url
         self.headers = {"Authorization": f"Bearer {stack.token_for(USER)}"}
         self._upload: RealUpload | None = None
         self.statuses: dict[str, set[int]] = {}  # operation -> statuses seen
         self.object_key = self._complete(self._new_upload())
+
+    def file_id(self) -> str:
+        """A fresh file of the caller's, as the validator records a valid one (a delete or a
+        fetch per case: each gets its own)."""
+        file_id = uuid.uuid4().hex
+        key = f"uploads/{USER}/{file_id}/fuzz.png"
+        registry_of(self.stack).record_file(
+            FileRecord(USER, file_id, key, "fuzz.png", 1, "image/png", "v1", FileStatus.VALID, 1_000)
+        )
+        return file_id
 
     def upload(self) -> RealUpload:
         if self._upload is None:
@@ -93,8 +109,18 @@ class Resources:
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack() -> Iterator[LocalStack]:
-    with LocalStack(s3_port=0, api_port=0, s3_events=False, parameter_overrides=GENEROUS_LIMITS) as running:
+def source() -> Iterator[SourceServer]:
+    with SourceServer() as server:
+        server.routes["/fuzz.png"] = Reply(headers=[("Content-Type", "image/png")], body=[image_bytes("PNG")])
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fuzz_stack(source: SourceServer) -> Iterator[LocalStack]:
+    overrides = {"IMPORT_ALLOWED_DESTINATIONS": source.authority}
+    with LocalStack(
+        s3_port=0, api_port=0, env_overrides=overrides, s3_events=False, parameter_overrides=GENEROUS_LIMITS
+    ) as running:
         yield running
 
 
@@ -114,13 +140,9 @@ def test_the_document_is_public_and_describes_only_routed_operations(
     documented = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
     # Then every documented operation is one API Gateway routes (else it answers 404)
     assert sorted(documented - routes) == []
-    # And every route of the uploads function is documented, Companion's /s3 routes too
-    served = {
-        route.route_key
-        for route in fuzz_stack.template.routes()
-        if route.function_logical_id == "UploadsFunction" and route.path != "/openapi.json"
-    }
-    assert sorted(served - documented) == []
+    # And every route of every function is documented (Companion's, the imports' and the files'
+    # too), but the document itself
+    assert sorted(routes - documented) == ["GET /openapi.json"]
 
 
 def test_every_documented_error_has_the_error_shape(document: dict[str, Any]) -> None:
@@ -133,9 +155,20 @@ def test_every_documented_error_has_the_error_shape(document: dict[str, Any]) ->
                     assert "$ref" in schema, f"{method.upper()} {path} {status}"
 
 
-def _aim_at(case: Any, upload: RealUpload, object_key: str) -> None:
-    """Point a generated case at the caller's real upload (or object), with an allowed content
-    type, a size within the limit and plausible part numbers, keeping everything else."""
+def _aim_at(case: Any, resources: Resources) -> None:
+    """Point a generated case at the caller's real upload (or object, file, import source), with
+    an allowed content type, a size within the limit and plausible part numbers, keeping
+    everything else."""
+    upload, object_key = resources.upload(), resources.object_key
+    if "fileId" in (case.path_parameters or {}):
+        case.path_parameters["fileId"] = resources.file_id()
+    if isinstance(case.query, dict) and "cursor" in case.query:
+        del case.query["cursor"]  # a generated cursor is not one the API gave: a 400 by design
+    if isinstance(case.query, dict) and isinstance(case.query.get("limit"), int):
+        case.query["limit"] = max(1, min(100, case.query["limit"]))
+    if case.path == "/imports" and isinstance(case.body, dict) and resources.source is not None:
+        case.body["url"] = resources.source.url("/fuzz.png")
+        case.body.pop("filename", None)
     if "uploadId" in (case.path_parameters or {}):
         case.path_parameters["uploadId"] = upload.upload_id
     # The real upload is planned in one part: other part numbers are refused by its plan.
@@ -184,18 +217,20 @@ def _run_operation(operation: Any, mode: GenerationMode, resources: Resources) -
     )
     def run(case: Any, aim: bool) -> None:
         if aim and mode is GenerationMode.POSITIVE:  # an invalid case must stay invalid
-            _aim_at(case, resources.upload(), resources.object_key)
+            _aim_at(case, resources)
         try:
             response = case.call_and_validate(base_url=resources.base_url, headers=resources.headers, checks=checks)
             resources.statuses.setdefault(operation.label, set()).add(response.status_code)
         finally:
-            if aim and case.method.upper() in ("POST", "DELETE") and case.path != "/uploads":
+            if aim and case.method.upper() in ("POST", "DELETE") and case.path not in ("/uploads", "/imports"):
                 resources.spent()
 
     run()
 
 
-def test_generated_requests_get_documented_answers_and_never_a_5xx(fuzz_stack: LocalStack) -> None:
+def test_generated_requests_get_documented_answers_and_never_a_5xx(
+    fuzz_stack: LocalStack, source: SourceServer
+) -> None:
     # Given the served document and a caller with a valid token
     schema = schemathesis.openapi.from_url(fuzz_stack.api_url + "/openapi.json")
     # A generated body over the API's 1 MiB limit is refused as too large (413, documented on every
@@ -204,7 +239,7 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(fuzz_stack: L
     schema.config.checks.negative_data_rejection = type(rejection)(
         expected_statuses=[*rejection.expected_statuses, "413"]
     )
-    resources = Resources(fuzz_stack)
+    resources = Resources(fuzz_stack, source)
     failures: list[str] = []
     operations = []
     for result in schema.get_all_operations():

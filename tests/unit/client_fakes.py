@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import threading
 import uuid
@@ -69,6 +70,9 @@ class FakeBackend(BaseAdapter):
         self.in_flight = 0
         self.max_in_flight = 0
         self.complete_etag_override: str | None = None
+        # The validator's verdict per key (status, reason); a stored object without one is valid.
+        self.verdicts: dict[str, tuple[str, str | None]] = {}
+        self.deleted: list[str] = []
         self.kms = False
         self.on_put: Any = None  # called with the part number before a PUT is answered
         self.read_block = 2
@@ -91,6 +95,15 @@ class FakeBackend(BaseAdapter):
 
     def _s3(self, request: requests.PreparedRequest, url: Any) -> requests.Response:
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
+        if "download" in query:  # a download link of GET /files/{fileId}
+            key = unquote(url.path.split("/", 2)[2])
+            data = self.objects.get(key)
+            if data is None:
+                return xml_error(404, "NoSuchKey", "gone")
+            streamed = response(200, b"", {"ETag": f'"{md5_hex(data)}"', "Content-Length": str(len(data))})
+            streamed._content = False  # read from raw, as a streamed download is
+            streamed.raw = io.BytesIO(data)
+            return streamed
         number = int(query["partNumber"])
         with self._lock:
             self.in_flight += 1
@@ -177,6 +190,8 @@ class FakeBackend(BaseAdapter):
                 for i, u in enumerate(self.uploads.values())
             ]
             return json_response(200, {"uploads": pending})
+        if segments[0] == "files":
+            return self._files(method, segments[1:], query)
         upload = self.uploads.get(segments[1]) if len(segments) > 1 else None
         key = data.get("key") or query.get("key")
         if upload is None or upload.key != key:
@@ -199,6 +214,38 @@ class FakeBackend(BaseAdapter):
             del self.uploads[upload.upload_id]
             return response(204, b"")
         return json_response(404, {"code": "NotFound", "message": "no such route"})
+
+    def _file(self, key: str) -> dict[str, Any]:
+        status, reason = self.verdicts.get(key, ("valid", None))
+        return {
+            "fileId": key.split("/")[-2],
+            "key": key,
+            "name": key.rsplit("/", 1)[-1],
+            "size": len(self.objects[key]),
+            "contentType": "image/jpeg",
+            "status": status,
+            "reason": reason,
+            "createdAt": "2026-01-01T00:00:00Z",
+        }
+
+    def _files(self, method: str, segments: list[str], query: Mapping[str, str]) -> requests.Response:
+        if not segments:
+            listed = [self._file(key) for key in reversed(self.objects)]
+            return json_response(200, {"files": [f for f in listed if f["status"] == query.get("status", f["status"])]})
+        key = next((key for key in self.objects if key.split("/")[-2] == segments[0]), None)
+        if key is None:
+            return json_response(404, {"code": "NoSuchFile", "message": "no such file"})
+        if method == "DELETE":
+            self.deleted.append(key)
+            del self.objects[key]
+            return response(204, b"")
+        body = self._file(key)
+        if segments[1:] == ["status"]:
+            return json_response(200, body)
+        if body["status"] != "valid":
+            return json_response(409 if body["status"] == "pending" else 410, {"code": "No", "message": "no link"})
+        body["download"] = {"url": f"{S3}/bucket/{quote(key)}?download=1", "expiresAt": "2026-01-01T00:05:00Z"}
+        return json_response(200, body)
 
     def _create(self, data: Mapping[str, Any]) -> requests.Response:
         if not str(data["contentType"]).startswith("image/"):

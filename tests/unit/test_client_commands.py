@@ -64,8 +64,11 @@ def test_put_json_output(backend: FakeBackend, photo: Path) -> None:
     )
     assert code == 0
     result = json.loads(out)
-    assert set(result) == {"key", "etag", "size", "location", "uploadId", "partsSent", "partsReused"}
-    assert (result["size"], result["partsSent"]) == (23, 5)
+    assert set(result) == {
+        *("path", "key", "etag", "size", "location", "uploadId", "partsSent", "partsReused"),
+        *("verdict", "reason", "exitCode"),
+    }
+    assert (result["size"], result["partsSent"], result["verdict"], result["exitCode"]) == (23, 5, "valid", 0)
 
 
 def test_ls_and_abort(backend: FakeBackend, photo: Path) -> None:
@@ -75,7 +78,7 @@ def test_ls_and_abort(backend: FakeBackend, photo: Path) -> None:
         == ExitCode.TRANSFER
     )
     (upload,) = backend.uploads.values()
-    code, out, _ = run(["ls"], session=backend.session())
+    code, out, _ = run(["ls", "--unfinished"], session=backend.session())
     assert code == 0 and out.split("\t")[0] == upload.upload_id and out.rstrip().endswith(upload.key)
     code, out, _ = run(["abort", upload.upload_id, "--json"], session=backend.session())
     assert code == 0 and json.loads(out)["aborted"][0]["key"] == upload.key
@@ -245,9 +248,9 @@ def _refuse(*_: object) -> None:
 
 
 def test_ls_says_when_there_is_nothing(backend: FakeBackend) -> None:
-    assert run(["ls"], session=backend.session()) == (0, "", "no unfinished uploads\n")
-    assert run(["ls", "-q"], session=backend.session()) == (0, "", "")
-    code, out, _ = run(["ls", "--json"], session=backend.session())
+    assert run(["ls", "--unfinished"], session=backend.session()) == (0, "", "no unfinished uploads\n")
+    assert run(["ls", "--unfinished", "-q"], session=backend.session()) == (0, "", "")
+    code, out, _ = run(["ls", "--unfinished", "--json"], session=backend.session())
     assert (code, json.loads(out)) == (0, {"uploads": []})
 
 
@@ -320,3 +323,81 @@ def test_a_disabled_progress_bar_prints_only_notices() -> None:
     bar(10, 10)
     bar.close()
     assert stream.getvalue() == "notice\n"
+
+
+# --------------------------------------------------------------------------- files and verdicts
+
+
+def test_put_waits_for_the_verdict_and_a_rejected_file_exits_10_with_the_reason(
+    backend: FakeBackend, photo: Path, tmp_path: Path
+) -> None:
+    # Given two files in a folder, one of which the validator rejects
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(b"a" * 7)
+    (folder / "sub" / "b.jpg").write_bytes(b"b" * 9)
+    original = backend._complete
+
+    def complete(upload: Any, data: Any) -> Any:
+        if upload.key.endswith("/b.jpg"):
+            backend.verdicts[upload.key] = ("rejected", "trailing-data")
+        return original(upload, data)
+
+    backend._complete = complete  # type: ignore[method-assign]
+    # When both are put (the folder recursively)
+    code, out, _ = run(["put", str(folder), "--part-size", "5", "-q"], session=backend.session())
+    # Then each has its result line, and the exit code is the worst outcome: rejected
+    assert code == ExitCode.REJECTED == 10
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"uploaded {folder / 'a.jpg'} to ") and lines[0].endswith(": valid")
+    assert lines[1].endswith(": REJECTED (trailing-data)")
+
+
+def test_put_json_prints_one_object_per_file_and_no_wait_skips_the_verdict(
+    backend: FakeBackend, photo: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.jpg"
+    other.write_bytes(b"x" * 11)
+    code, out, _ = run(
+        ["--json", "put", str(photo), str(other), "--part-size", "5", "--no-wait"], session=backend.session()
+    )
+    assert code == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [(r["path"], r["verdict"]) for r in results] == [(str(photo), "pending"), (str(other), "pending")]
+    assert not any(path.startswith("/files") for _, path in backend.api_log)
+
+
+def test_ls_status_get_and_rm(backend: FakeBackend, photo: Path, tmp_path: Path) -> None:
+    assert run(["put", str(photo), "--part-size", "5", "-q"], session=backend.session())[0] == 0
+    (key,) = backend.objects
+    file_id = key.split("/")[-2]
+    # ls lists the file with its status
+    code, out, _ = run(["ls"], session=backend.session())
+    assert code == 0 and out.startswith(f"{file_id}\tvalid\t23\t") and out.rstrip().endswith(key)
+    # status by fileId or by key
+    assert run(["status", key], session=backend.session())[1] == f"valid\t{key}\n"
+    # get downloads and verifies it
+    target = tmp_path / "copy.jpg"
+    code, out, err = run(["get", file_id, "-o", str(target), "--no-progress"], session=backend.session())
+    assert code == 0, err
+    assert target.read_bytes() == photo.read_bytes()
+    # rm deletes it; a second rm is a clean "no such file"
+    assert run(["rm", file_id], session=backend.session())[:2] == (0, f"deleted {file_id}\n")
+    code, _, err = run(["rm", file_id], session=backend.session())
+    assert code == ExitCode.NOT_FOUND and err.startswith("error: no file")
+
+
+def test_get_refuses_a_corrupt_download(backend: FakeBackend, photo: Path, tmp_path: Path) -> None:
+    assert run(["put", str(photo), "--part-size", "5", "-q"], session=backend.session())[0] == 0
+    (key,) = backend.objects
+    original = backend._file
+
+    def lying(key: str) -> dict[str, Any]:
+        return {**original(key), "size": 99}
+
+    backend._file = lying  # type: ignore[method-assign]
+    target = tmp_path / "copy.jpg"
+    code, _, err = run(["get", key.split("/")[-2], "-o", str(target), "-q"], session=backend.session())
+    assert code == ExitCode.TRANSFER and "corrupt" in err
+    assert not target.exists() and not (tmp_path / "copy.jpg.part").exists()

@@ -25,7 +25,7 @@ from upload_core.validation import _ACTION_METRICS, Action
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET_ARN = "arn:${AWS::Partition}:s3:::${BucketNamePrefix}-${AWS::AccountId}-${AWS::Region}"
 API_GATEWAY_TIMEOUT_SECONDS = 30
-FUNCTIONS = ("UploadsFunction", "ImportsFunction", "ValidatorFunction")
+FUNCTIONS = ("UploadsFunction", "ImportsFunction", "ValidatorFunction", "FilesFunction")
 ALARM_TARGET = {"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}
 # A third party's tenant, or a placeholder for one, must never be a default.
 THIRD_PARTY_ISSUERS = re.compile(r"auth0\.com|okta\.com|REPLACE-ME|example\.auth0", re.IGNORECASE)

@@ -44,6 +44,10 @@ EXPECTED_ROUTES = {
     "POST /s3/sign": "UploadsFunction",
     "GET /objects/status": "UploadsFunction",
     "GET /openapi.json": "UploadsFunction",
+    "GET /files": "FilesFunction",
+    "GET /files/{fileId}": "FilesFunction",
+    "GET /files/{fileId}/status": "FilesFunction",
+    "DELETE /files/{fileId}": "FilesFunction",
     "POST /imports": "ImportsFunction",
 }
 PUBLIC_ROUTES = {"GET /openapi.json"}
@@ -410,6 +414,15 @@ EXPECTED_PERMISSIONS = {
         f"{REGISTRY_ARN_EXPR}/index/OpenPlans": {"dynamodb:Query"},
         REGISTRY_ARN_EXPR: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     },
+    # Signs download links (s3:GetObject, under the read gate: never exempt from it) and deletes
+    # every version of a file; reads and settles its own files and usage, lists one index.
+    "FilesFunction": {
+        OBJECTS_ARN_EXPR: {"s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject", "s3:DeleteObjectVersion"},
+        f"{BUCKET_ARN_EXPR}/quarantine/{UPLOAD_PREFIX}/*": {"s3:DeleteObject", "s3:DeleteObjectVersion"},
+        BUCKET_ARN_EXPR: {"s3:ListBucketVersions"},
+        f"{REGISTRY_ARN_EXPR}/index/OwnerFiles": {"dynamodb:Query"},
+        REGISTRY_ARN_EXPR: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    },
     "ImportsFunction": {
         OBJECTS_ARN_EXPR: {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:GetObject"},
         BUCKET_ARN_EXPR: {"s3:ListBucketMultipartUploads", "s3:ListBucket"},
@@ -535,6 +548,7 @@ def test_the_edge_layer_serves_the_api_functions_only(template: dict[str, Any]) 
     assert {name for name, layers in functions.items() if {"Ref": "EdgeLayer"} in layers} == {
         "UploadsFunction",
         "ImportsFunction",
+        "FilesFunction",
     }
 
 
@@ -548,6 +562,7 @@ def test_outputs_give_clients_and_e2e_tests_what_they_need(template: dict[str, A
         "Region",
         "UploadsFunctionName",
         "ImportsFunctionName",
+        "FilesFunctionName",
         "FailureQueueUrl",
     } <= set(outputs)
     assert outputs["UploadPrefix"]["Value"] == UPLOAD_PREFIX
@@ -647,7 +662,7 @@ def test_samconfig_environments_never_share_a_stack_or_a_bucket(samconfig: dict[
     assert len(set(prefixes)) == len(prefixes)
 
 
-@pytest.mark.parametrize("function_id", ["UploadsFunction", "ImportsFunction", "ValidatorFunction"])
+@pytest.mark.parametrize("function_id", ["UploadsFunction", "ImportsFunction", "ValidatorFunction", "FilesFunction"])
 def test_s3_client_patience_fits_in_the_function_timeout(template: dict[str, Any], function_id: str) -> None:
     # A stalled S3 must end in the function's own clean error, not in a Lambda timeout.
     function = template["Resources"][function_id]["Properties"]
@@ -658,3 +673,27 @@ def test_s3_client_patience_fits_in_the_function_timeout(template: dict[str, Any
     )
     worst = settings.s3_max_attempts * (settings.s3_connect_timeout_seconds + settings.s3_read_timeout_seconds)
     assert worst < timeout, (function_id, worst, timeout)
+
+
+def test_the_role_that_signs_downloads_is_under_the_read_gate(resources: dict[str, Any]) -> None:
+    # Given the bucket policy's read gate
+    statements = resources["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    gate = next(statement for statement in statements if statement["Sid"] == "DenyReadsOfUnvalidatedUploads")
+    exempt = gate["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    # Then the files function, which signs download links, is not exempt from it
+    assert {"Fn::GetAtt": ["FilesFunctionRole", "Arn"]} not in exempt
+    assert all("Files" not in str(principal) for principal in exempt)
+
+
+def test_the_validator_publishes_verdicts_to_the_configured_bus_only(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["EventBusName"]["Default"] == "default"
+    variables = resources["ValidatorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
+    statements = resources["ValidatorFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    publish = next(statement for statement in statements if statement["Sid"] == "PublishVerdicts")
+    assert publish["Action"] == ["events:PutEvents"]
+    assert publish["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+    }

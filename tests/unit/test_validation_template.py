@@ -187,8 +187,11 @@ def test_validator_policy_is_least_privilege(
             "s3:DeleteObjectVersion",
         },
         quarantine: {"s3:PutObject", "s3:PutObjectTagging"},
-        # Each key's first version and verdict, and the plan and usage a verdict settles.
-        "${RegistryTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        # Each key's first version and verdict, the plan and usage a verdict settles, and the
+        # owner's file item (PutItem: written once when the object arrives).
+        "${RegistryTable.Arn}": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        # The verdict events, to the configured bus only.
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}": {"events:PutEvents"},
         # Limited by an s3:prefix condition: a 404 (not a 403) for a version already gone.
         BUCKET_ARN_EXPR: {"s3:ListBucket", "s3:ListBucketVersions"},
     }

@@ -52,6 +52,11 @@ class Conflict(UploadError):
     code = "Conflict"
 
 
+class Gone(UploadError):
+    status = HTTPStatus.GONE
+    code = "Gone"
+
+
 class TooLarge(UploadError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "TooLarge"

@@ -10,6 +10,11 @@ Items (one table, ``pk``/``sk`` strings):
   one attribute because a condition expression cannot add), uploads in flight, and optional
   per-owner overrides ``quotaBytes`` and ``maxUploads``.
 - ``OWNER#<owner>`` / ``RATE#<minute>``: requests counted in one minute (expire by TTL).
+- ``OWNER#<owner>`` / ``FILE#<fileId>``: one of the owner's files (key, name, size, type, version,
+  status, reason), written when its object arrives and updated by the verdict. It carries
+  ``filesOrder`` (``<createdAt ms>#<fileId>``), the sort key of the sparse ``OwnerFiles`` index
+  (partition ``pk``), so an owner's files list newest first from one partition; a deleted file
+  keeps its item without ``filesOrder`` (a tombstone: a second delete is still a 204).
 
 Every change of usage is one conditional write or one transaction with the plan's state change,
 so a reservation is made once, settled or released once, and 50 racing creates cannot overshoot.
@@ -32,6 +37,7 @@ from upload_core.errors import TooLarge, TooManyRequests, UploadError, UpstreamE
 from upload_core.settings import Settings
 
 OPEN_PLANS_INDEX = "OpenPlans"
+OWNER_FILES_INDEX = "OwnerFiles"
 # The sparse index's partition: few writes per second each, spread over shards.
 _OPEN_SHARDS = 4
 RATE_WINDOW_SECONDS = 60
@@ -51,6 +57,7 @@ class PlanState(StrEnum):
     EXPIRED = "expired"
     REFUSED = "refused"  # the stored bytes broke the plan; the upload was aborted
     REJECTED = "rejected"  # stored, then rejected by the validator: its bytes left the usage
+    DELETED = "deleted"  # stored, then deleted by its owner: its bytes left the usage
 
 
 class PlanKind(StrEnum):
@@ -88,6 +95,45 @@ class UploadPlan:
         if part_number < self.part_count:
             return self.part_size
         return self.declared_size - self.part_size * (self.part_count - 1)
+
+
+class FileStatus(StrEnum):
+    PENDING = "pending"
+    VALID = "valid"
+    REJECTED = "rejected"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One of an owner's files, as the registry knows it."""
+
+    owner: str
+    file_id: str
+    key: str
+    name: str
+    size: int
+    content_type: str
+    version_id: str
+    status: FileStatus
+    created_at_ms: int
+    reason: str | None = None
+
+    @property
+    def order(self) -> str:
+        return file_order(self.created_at_ms, self.file_id)
+
+
+def file_order(created_at_ms: int, file_id: str) -> str:
+    """The listing's sort key: newest first is a descending query on it."""
+    return f"{created_at_ms:015d}#{file_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class FilesPage:
+    files: list[FileRecord]
+    # The last listed file's order, when more may follow.
+    next_after: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +489,96 @@ class Registry:
             ExpressionAttributeValues=values,
         )
 
+    # --- the owner's files ------------------------------------------------------------------------
+    def record_file(self, record: FileRecord) -> bool:
+        """The owner's file item, written once when its object arrives (False when it exists)."""
+        item: dict[str, Any] = {
+            **_key(_owner_pk(record.owner), _file_sk(record.file_id)),
+            "key": _s(record.key),
+            "name": _s(record.name),
+            "size": _n(record.size),
+            "contentType": _s(record.content_type),
+            "versionId": _s(record.version_id),
+            "status": _s(record.status),
+            "createdAtMs": _n(record.created_at_ms),
+            "filesOrder": _s(record.order),
+        }
+        if record.reason:
+            item["reason"] = _s(record.reason)
+        try:
+            self.client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise registry_error(error) from error
+        except BotoCoreError as error:
+            raise registry_error(error) from error
+        return True
+
+    def set_file_status(
+        self, owner: str, file_id: str, status: FileStatus, reason: str | None, *, content_type: str | None = None
+    ) -> bool:
+        """The verdict on a file that is still listed (a deleted file stays deleted)."""
+        values: dict[str, Any] = {":status": _s(status)}
+        expression = "SET #status = :status"
+        if content_type:
+            expression += ", contentType = :type"
+            values[":type"] = _s(content_type)
+        if reason:
+            expression += ", reason = :reason"
+            values[":reason"] = _s(reason)
+        return self._conditional_update(
+            Key=_key(_owner_pk(owner), _file_sk(file_id)),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(filesOrder)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+        )
+
+    def forget_file(self, owner: str, file_id: str) -> bool:
+        """Mark the file deleted and drop it from the listing; False when it already was."""
+        return self._conditional_update(
+            Key=_key(_owner_pk(owner), _file_sk(file_id)),
+            UpdateExpression="SET #status = :deleted REMOVE filesOrder",
+            ConditionExpression="attribute_exists(filesOrder)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":deleted": _s(FileStatus.DELETED)},
+        )
+
+    def file(self, owner: str, file_id: str) -> FileRecord | None:
+        """The owner's file (deleted ones too): only the owner's partition is ever read."""
+        item = self._get(_owner_pk(owner), _file_sk(file_id))
+        return _file_of(owner, item) if item else None
+
+    def files(self, owner: str, *, limit: int, after: str | None = None, status: FileStatus | None = None) -> FilesPage:
+        """The owner's listed files, newest first, ``limit`` at most, after the order ``after``.
+
+        The index is eventually consistent: a file written a moment ago may be missing for a moment."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OWNER_FILES_INDEX,
+            "KeyConditionExpression": "pk = :pk" + (" AND filesOrder < :after" if after else ""),
+            "ExpressionAttributeValues": {":pk": _s(_owner_pk(owner))},
+            "ScanIndexForward": False,
+        }
+        if after:
+            params["ExpressionAttributeValues"][":after"] = _s(after)
+        if status is not None:
+            params["FilterExpression"] = "#status = :status"
+            params["ExpressionAttributeNames"] = {"#status": "status"}
+            params["ExpressionAttributeValues"][":status"] = _s(status)
+        found: list[FileRecord] = []
+        while True:
+            # A filter applies after Limit: page on until the page is full or the partition ends.
+            page = self._call("query", **params, Limit=limit + 1)
+            for item in page.get("Items", []):
+                if len(found) == limit:
+                    return FilesPage(found, found[-1].order)  # one more exists
+                found.append(_file_of(owner, item))
+            if "LastEvaluatedKey" not in page:
+                return FilesPage(found, None)
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     # --- plumbing --------------------------------------------------------------------------------
     def _conditional_update(self, **params: Any) -> bool:
         """One conditional UpdateItem: False when its condition did not hold."""
@@ -559,6 +695,25 @@ def _plan_of(item: Mapping[str, Any]) -> UploadPlan:
         upload_id=item.get("uploadId", {}).get("S"),
         stored_bytes=_optional_int(item, "storedBytes"),
     )
+
+
+def _file_of(owner: str, item: Mapping[str, Any]) -> FileRecord:
+    return FileRecord(
+        owner=owner,
+        file_id=item["sk"]["S"].removeprefix("FILE#"),
+        key=item["key"]["S"],
+        name=item["name"]["S"],
+        size=_int(item, "size"),
+        content_type=item.get("contentType", {}).get("S", ""),
+        version_id=item.get("versionId", {}).get("S", ""),
+        status=FileStatus(item["status"]["S"]),
+        created_at_ms=_int(item, "createdAtMs"),
+        reason=item.get("reason", {}).get("S"),
+    )
+
+
+def _file_sk(file_id: str) -> str:
+    return f"FILE#{file_id}"
 
 
 def _plan_pk(key: str) -> str:

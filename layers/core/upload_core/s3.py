@@ -363,6 +363,34 @@ class S3Gateway:
         with storage_errors():
             self.client.delete_object(**self._object(key, version_id))
 
+    def delete_every_version(self, key: str) -> int:
+        """Every version and delete marker stored under exactly ``key`` removed; how many were."""
+        removed = 0
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key}
+        with storage_errors():
+            while True:
+                page = self.client.list_object_versions(**params)
+                for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if entry["Key"] == key:  # the prefix also matches longer keys
+                        self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=entry["VersionId"])
+                        removed += 1
+                if not page.get("IsTruncated"):
+                    return removed
+                params["KeyMarker"] = page["NextKeyMarker"]
+                params["VersionIdMarker"] = page["NextVersionIdMarker"]
+
+    def presign_download(
+        self, key: str, version_id: str, *, disposition: str, content_type: str, expires_in: int
+    ) -> str:
+        """A GET of exactly this version that makes S3 answer with our Content-Disposition and
+        Content-Type, whatever the object's own headers say."""
+        params = {
+            **self._object(key, version_id),
+            "ResponseContentDisposition": disposition,
+            "ResponseContentType": content_type,
+        }
+        return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in))
+
     def _object(self, key: str, version_id: str | None = None) -> dict[str, str]:
         """Names one object (or one version of it: `VersionId` only when a version is given), in
         the shape S3 takes as call arguments and as a copy's `CopySource`."""

@@ -42,10 +42,11 @@ from upload_core.formats.errors import Reason
 from upload_core.inspection import Verdict, inspect
 from upload_core.object_meta import REASON_TAG, STATUS_REJECTED, STATUS_TAG, STATUS_VALID
 from upload_core.observability import logger, metrics, tracer
-from upload_core.registry import PlanState, Registry, VersionClaim, registry_for
+from upload_core.registry import FileRecord, FileStatus, PlanState, Registry, VersionClaim, registry_for
 from upload_core.s3 import ObjectHead, S3Gateway
 from upload_core.settings import GIB, Settings
 from upload_core.validator_settings import QuarantineAction, ValidatorSettings
+from upload_core.verdict_events import EventsUnavailable, VerdictEvent, VerdictPublisher, publisher_from_env
 
 TYPE_TAG = "upload-type"
 WIDTH_TAG = "upload-width"
@@ -98,6 +99,12 @@ class Outcome:
     bytes_read: int = 0
 
 
+def file_id_of(key: str) -> str:
+    """The fileId of a key the API made (``<prefix>/<owner>/<fileId>/<name>``)."""
+    parts = key.split("/")
+    return parts[-2] if len(parts) >= 3 else key
+
+
 def verdict_tags(verdict: Verdict) -> dict[str, str]:
     tags = {STATUS_TAG: verdict.status, REASON_TAG: verdict.reason.value}
     if verdict.image_type is not None:
@@ -127,11 +134,13 @@ class ValidationService:
         config: ValidatorSettings,
         s3: S3Gateway | None = None,
         registry: Registry | None = None,
+        events: VerdictPublisher | None = None,
     ) -> None:
         self._settings = settings
         self._config = config
         self._s3 = s3 or S3Gateway(settings)
         self._registry = registry or registry_for(settings)
+        self._events = events or publisher_from_env(settings.region)
 
     # The response holds object keys (user file names): kept out of trace metadata.
     @tracer.capture_method(capture_response=False)
@@ -153,12 +162,57 @@ class ValidationService:
             return Outcome(key, version_id, Action.GONE)
         if version_id is not None and self._registry.claim_version(key, version_id, head.size) is VersionClaim.SECOND:
             return self._refuse_second_version(key, version_id)
+        plan = self._registry.plan(key)
+        owner = plan.owner if plan is not None else None
+        if owner is not None and version_id is not None:
+            self._record_file(owner, key, version_id, head)
         outcome = self._judge(key, version_id, head)
         if outcome.action is not Action.GONE:
             self._settle_usage(key, valid=outcome.action in _STORED_ACTIONS, size=head.size)
-        if version_id is not None and outcome.verdict is not None:
-            self._registry.record_verdict(key, version_id, outcome.verdict.status, outcome.verdict.reason.value)
+        verdict = outcome.verdict
+        if version_id is not None and verdict is not None:
+            recorded = self._registry.record_verdict(key, version_id, verdict.status, verdict.reason.value)
+            reason = None if verdict.valid else verdict.reason.value
+            # The detected type, which downloads are served as; the declared one when none was.
+            content_type = verdict.image_type.mime if verdict.image_type else head.content_type or ""
+            if owner is not None:
+                status = FileStatus.VALID if verdict.valid else FileStatus.REJECTED
+                self._registry.set_file_status(owner, file_id_of(key), status, reason, content_type=content_type)
+            if recorded and owner is not None:
+                # Only the call that recorded the verdict publishes it: once per version.
+                self._publish(
+                    VerdictEvent(
+                        owner, file_id_of(key), key, version_id, head.size, content_type, verdict.valid, reason
+                    )
+                )
         return outcome
+
+    def _record_file(self, owner: str, key: str, version_id: str, head: ObjectHead) -> None:
+        """The owner's file item, listed as pending until the verdict (once per key)."""
+        self._registry.record_file(
+            FileRecord(
+                owner=owner,
+                file_id=file_id_of(key),
+                key=key,
+                name=key.rsplit("/", 1)[-1],
+                size=head.size,
+                content_type=head.content_type or "",
+                version_id=version_id,
+                status=FileStatus.PENDING,
+                created_at_ms=self._registry.now() * 1000,
+            )
+        )
+
+    def _publish(self, event: VerdictEvent) -> None:
+        try:
+            self._events.publish(event)
+        except EventsUnavailable:
+            # The verdict stands (tags, registry): a lost event is counted and alarmed on, never
+            # a reason to judge the object again.
+            logger.exception("verdict event not published", extra={"key": event.key, "version_id": event.version_id})
+            metrics.add_metric(name="VerdictEventsFailed", unit=MetricUnit.Count, value=1)
+            return
+        metrics.add_metric(name="VerdictEvents", unit=MetricUnit.Count, value=1)
 
     def _refuse_second_version(self, key: str, version_id: str) -> Outcome:
         """Another version under a key that has its file: never served, never read, removed

@@ -11,7 +11,7 @@ def _json(model: Any, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
-def _error(description: str) -> dict[str, Any]:
+def error(description: str) -> dict[str, Any]:
     return _json(ErrorOut, description)
 
 
@@ -21,17 +21,17 @@ def _gateway_error(description: str) -> dict[str, Any]:
 
 # Statuses every route may answer with.
 COMMON_ERRORS: dict[int, Any] = {
-    400: _error("The request is malformed or invalid"),
+    400: error("The request is malformed or invalid"),
     401: _gateway_error("No token, or a token the JWT authorizer refuses (or whose subject is too long)"),
     413: _gateway_error("The request body is over the limit, or the size over the API's limit"),
     502: _gateway_error("The storage service failed, or the function did"),
     503: _gateway_error("The storage service is busy (retry later)"),
     504: _gateway_error("The storage service did not answer in time"),
 }
-FORBIDDEN = {403: _error("The key is not one the API gave the caller")}
-NOT_FOUND = {404: _error("No such upload for this key, or no object at it")}
-CONFLICT = {409: _error("The object was changed by another request")}
-UNSUPPORTED = {415: _error("The content type is not allowed")}
+FORBIDDEN = {403: error("The key is not one the API gave the caller")}
+NOT_FOUND = {404: error("No such upload for this key, or no object at it")}
+CONFLICT = {409: error("The object was changed by another request")}
+UNSUPPORTED = {415: error("The content type is not allowed")}
 
 
 def responses(status: int, model: Any, description: str, *extra: dict[int, Any]) -> dict[int, Any]:
