@@ -151,26 +151,13 @@ class SourceFile:
     def read(self, offset: int, length: int, checksum: Checksum | None) -> tuple[bytes, PartDigest]:
         """The part's bytes and their digests, read in chunks that are hashed as they arrive."""
         hasher = PartHasher(checksum)
-        pieces: list[bytes] = []
-        done = 0
-        while done < length:
-            try:
-                piece = self._pread(min(READ_PIECE, length - done), offset + done)
-            except OSError as error:
-                raise LocalFileError(f"{self.path}: read failed: {error.strerror}") from None
-            if not piece:
-                raise LocalFileError(f"{self.path}: the file got shorter during the upload")
-            view = memoryview(piece)
-            for start in range(0, len(piece), HASH_CHUNK):
-                hasher.update(view[start : start + HASH_CHUNK])
-            pieces.append(piece)
-            done += len(piece)
-        # One piece (the usual case) is returned as is: no second copy of the part in memory.
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # b"" for an empty part
-        return data, hasher.digest()
+        return self._read(offset, length, hasher), hasher.digest()
 
     def read_bytes(self, offset: int, length: int) -> bytes:
         """The part's bytes, not hashed (their digest is already known and S3 checks them)."""
+        return self._read(offset, length, None)
+
+    def _read(self, offset: int, length: int, hasher: PartHasher | None) -> bytes:
         pieces: list[bytes] = []
         done = 0
         while done < length:
@@ -180,9 +167,14 @@ class SourceFile:
                 raise LocalFileError(f"{self.path}: read failed: {error.strerror}") from None
             if not piece:
                 raise LocalFileError(f"{self.path}: the file got shorter during the upload")
+            if hasher is not None:
+                view = memoryview(piece)
+                for start in range(0, len(piece), HASH_CHUNK):
+                    hasher.update(view[start : start + HASH_CHUNK])
             pieces.append(piece)
             done += len(piece)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        # One piece (the usual case) is returned as is: no second copy of the part in memory.
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)  # b"" for an empty part
 
     def _pread(self, length: int, offset: int) -> bytes:
         if hasattr(os, "pread"):
