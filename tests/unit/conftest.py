@@ -55,5 +55,12 @@ def s3_client() -> Iterator[Any]:
 
 
 @pytest.fixture
+def bucket(s3_client: Any) -> Any:
+    """The upload bucket, versioned as the template makes it (the validator acts on versions)."""
+    s3_client.put_bucket_versioning(Bucket=UNIT_ENV["BUCKET_NAME"], VersioningConfiguration={"Status": "Enabled"})
+    return s3_client
+
+
+@pytest.fixture
 def lambda_context() -> FakeContext:
     return FakeContext(aws_request_id=str(uuid.uuid4()))

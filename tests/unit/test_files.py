@@ -46,12 +46,6 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def bucket(s3_client: Any) -> Any:
-    s3_client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return s3_client
-
-
-@pytest.fixture
 def registry(settings: Settings, bucket: Any) -> Registry:
     return registry_for(settings)
 

@@ -60,12 +60,6 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def bucket(s3_client: Any) -> Any:
-    s3_client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return s3_client
-
-
-@pytest.fixture
 def gateway(settings: Settings, bucket: Any) -> RecordingGateway:
     return RecordingGateway(settings, bucket)
 

@@ -25,12 +25,6 @@ BUCKET = "unit-uploads"
 KEY = "uploads/alice/0123456789abcdef0123456789abcdef/photo one.png"
 
 
-@pytest.fixture
-def bucket(s3_client: Any) -> Any:
-    s3_client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return s3_client
-
-
 def use_bucket(monkeypatch: pytest.MonkeyPatch, client: Any, bucket_name: str = BUCKET) -> S3Gateway:
     """The handler's service, on moto's client and the given bucket; returns its gateway."""
     settings = dataclasses.replace(Settings.from_env(), bucket_name=bucket_name)
