@@ -5,6 +5,17 @@
 export const MIB = 1024 * 1024
 // Lower than Uppy's 100 MiB default so that small files show both paths: multipart above it,
 // one request at or below it (a presigned PUT on /demo/, a POST form on /demo/uppy5/).
+// The Dashboard both pages show (the plugin classes come from each page's own Uppy bundle).
+export const DASHBOARD_OPTIONS = {
+  inline: true,
+  target: '#uploader',
+  height: 360,
+  width: '100%',
+  showProgressDetails: true,
+  proudlyDisplayPoweredByUppy: false,
+  note: 'JPEG, PNG, GIF, WebP or AVIF; the API refuses other types.',
+}
+
 export const MULTIPART_THRESHOLD = 8 * MIB
 // Seconds between status polls; the validator usually answers within the first few.
 const STATUS_POLL_DELAYS = [0.5, 1, 1, 2, 2, 3, 3, 5, 5, 5]

@@ -8,7 +8,7 @@
 // (a whole-file PUT or CreateMultipartUpload) tells the API the file's size, name and type, and the
 // API answers with a key of its own choosing; every later request names that key.
 import { AwsS3, Dashboard, GoldenRetriever, Uppy } from './vendor/uppy.min.mjs'
-import { addObject, api, log, MIB, MULTIPART_THRESHOLD, start } from './common.js'
+import { addObject, api, DASHBOARD_OPTIONS, log, MIB, MULTIPART_THRESHOLD, start } from './common.js'
 
 const filesByRequestedKey = new Map()
 const multipartKeys = new Set()
@@ -23,15 +23,7 @@ async function signRequest(request) {
 }
 
 const uppy = new Uppy({ id: 'demo', autoProceed: false, debug: false })
-  .use(Dashboard, {
-    inline: true,
-    target: '#uploader',
-    height: 360,
-    width: '100%',
-    showProgressDetails: true,
-    proudlyDisplayPoweredByUppy: false,
-    note: 'JPEG, PNG, GIF, WebP or AVIF; the API refuses other types.',
-  })
+  .use(Dashboard, DASHBOARD_OPTIONS)
   .use(AwsS3, {
     id: 'S3',
     shouldUseMultipart: (file) => (file.size ?? 0) > MULTIPART_THRESHOLD,

@@ -3,18 +3,10 @@
 // @uppy/aws-s3 5.1.0's `endpoint` option takes `headers`, which is where the bearer token goes;
 // Uppy 6's `companionEndpoint` sends no custom headers, so Uppy 6 uses /s3/sign instead (demo.js).
 import { AwsS3, Dashboard, Uppy } from './vendor/uppy5.min.mjs'
-import { addObject, apiUrl, authHeaders, log, MULTIPART_THRESHOLD, start } from './common.js'
+import { addObject, apiUrl, authHeaders, DASHBOARD_OPTIONS, log, MULTIPART_THRESHOLD, start } from './common.js'
 
 const uppy = new Uppy({ id: 'demo-uppy5', autoProceed: false, debug: false })
-  .use(Dashboard, {
-    inline: true,
-    target: '#uploader',
-    height: 360,
-    width: '100%',
-    showProgressDetails: true,
-    proudlyDisplayPoweredByUppy: false,
-    note: 'JPEG, PNG, GIF, WebP or AVIF; the API refuses other types.',
-  })
+  .use(Dashboard, DASHBOARD_OPTIONS)
   .use(AwsS3, {
     id: 'S3',
     endpoint: apiUrl(),
