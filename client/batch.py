@@ -185,8 +185,9 @@ class _Stopper:
     """Which files have started, and the stop signal of each, so that one Ctrl-C reaches them
     all, including a file whose worker is just starting."""
 
-    def __init__(self) -> None:
+    def __init__(self, signal: Cancellation) -> None:
         self._lock = threading.Lock()
+        self._signal = signal  # the batch's own, which Uploader.cancel() sets
         self._stopping = False
         self._running: dict[int, Cancellation] = {}
         self.started: set[int] = set()
@@ -194,7 +195,7 @@ class _Stopper:
     def begin(self, index: int) -> Cancellation | None:
         """The file's stop signal, or None when the batch is stopping (the file never starts)."""
         with self._lock:
-            if self._stopping:
+            if self._stopping or self._signal.cancelled:
                 return None
             cancellation = self._running[index] = Cancellation()
             self.started.add(index)
@@ -224,8 +225,8 @@ def put_files(
     one outcome per path, in order. Raises ``BatchInterrupted`` on Ctrl-C or ``cancel()``."""
     sizes = [_size(path) for path in paths]
     progress = OverallProgress(sum(size for size in sizes if size is not None), on_progress)
-    stopper = _Stopper()
     stop_signal = uploader._register(Cancellation())  # Uploader.cancel() stops the whole batch
+    stopper = _Stopper(stop_signal)
     ended: queue.SimpleQueue[tuple[int, FileOutcome]] = queue.SimpleQueue()
     outcomes: dict[int, FileOutcome] = {}
 
@@ -244,6 +245,8 @@ def put_files(
             )
         finally:
             stopper.end(index)
+        if outcome.verdict == "interrupted":
+            stopper.stop()  # no other file starts meanwhile; the calling thread then winds down
         ended.put((index, outcome))
 
     def receive(expected: Callable[[], int], *, stopping: bool = False) -> None:
