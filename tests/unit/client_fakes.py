@@ -25,10 +25,10 @@ import threading
 import uuid
 import zlib
 from collections import defaultdict
-from email import policy
-from email.parser import BytesParser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 

@@ -126,7 +126,7 @@ def test_requests_in_flight_stay_within_files_at_once_times_concurrency(backend:
 
 def test_the_overall_progress_never_goes_back_and_ends_at_the_total(backend: FakeBackend, tmp_path: Path) -> None:
     # Given small files (forms) and larger ones (multipart, part 2 sent twice after a failure)
-    paths = files(tmp_path / "mixed", {"a.jpg": 3, "b.jpg": 23, "c.jpg": 4, "d.jpg": 31, "e.jpg": 12})
+    files(tmp_path / "mixed", {"a.jpg": 3, "b.jpg": 23, "c.jpg": 4, "d.jpg": 31, "e.jpg": 12})
     backend.part_faults[2] = ["500"]
     reports: list[tuple[int, int]] = []
     uploader = make_uploader(backend, part_size=5, files_at_once=3, retry_policy=RetryPolicy(retries=2))
