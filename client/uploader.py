@@ -212,14 +212,15 @@ class Uploader:
         form_max_bytes: int = DEFAULT_FORM_MAX_BYTES,
         on_file: Callable[[FileOutcome], None] | None = None,
     ) -> list[FileOutcome]:
-        """``put_many`` of exactly these files, ``concurrency`` (default: ``files_at_once``) at a
-        time, without waiting for verdicts (each outcome's verdict is ``pending``)."""
+        """``put_many`` of exactly these files, ``concurrency`` (default: the uploader's
+        ``concurrency``, as before ``files_at_once`` existed) at a time, without waiting for
+        verdicts (each outcome's verdict is ``pending``)."""
         options = PutOptions(wait=False, content_type=content_type, form_max_bytes=form_max_bytes)
         return put_files(
             self,
             [Path(path) for path in paths],
             options,
-            files_at_once=concurrency or self.files_at_once,
+            files_at_once=concurrency or self.concurrency,
             on_result=on_file,
         )
 
