@@ -223,68 +223,89 @@ def put_files(
 ) -> list[FileOutcome]:
     """Send ``paths`` ``files_at_once`` at a time and wait for their verdicts (module docstring);
     one outcome per path, in order. Raises ``BatchInterrupted`` on Ctrl-C or ``cancel()``."""
-    sizes = [_size(path) for path in paths]
-    progress = OverallProgress(sum(size for size in sizes if size is not None), on_progress)
-    stop_signal = uploader._register(Cancellation())  # Uploader.cancel() stops the whole batch
-    stopper = _Stopper(stop_signal)
-    ended: queue.SimpleQueue[tuple[int, FileOutcome]] = queue.SimpleQueue()
-    outcomes: dict[int, FileOutcome] = {}
+    return _Batch(uploader, paths, options, on_progress, on_result).run(files_at_once)
 
-    def work(index: int) -> None:
-        cancellation = stopper.begin(index)
+
+class _Batch:
+    def __init__(
+        self,
+        uploader: Uploader,
+        paths: list[Path],
+        options: PutOptions,
+        on_progress: ProgressCallback | None,
+        on_result: Callable[[FileOutcome], None] | None,
+    ) -> None:
+        self._uploader = uploader
+        self._paths = paths
+        self._options = options
+        self._on_result = on_result
+        sizes = [_size(path) for path in paths]
+        self._progress = OverallProgress(sum(size for size in sizes if size is not None), on_progress)
+        self._ended: queue.SimpleQueue[tuple[int, FileOutcome]] = queue.SimpleQueue()
+        self._outcomes: dict[int, FileOutcome] = {}
+
+    def run(self, files_at_once: int) -> list[FileOutcome]:
+        paths = self._paths
+        self._signal = self._uploader._register(Cancellation())  # Uploader.cancel() stops the whole batch
+        self._stopper = _Stopper(self._signal)
+        executor = ThreadPoolExecutor(
+            max_workers=max(1, min(files_at_once, len(paths))), thread_name_prefix="upload-file"
+        )
+        try:
+            self._progress.start()
+            for index in range(len(paths)):
+                executor.submit(self._work, index)
+            self._receive(lambda: len(paths))
+        except KeyboardInterrupt:
+            self._stopper.stop()
+            executor.shutdown(wait=False, cancel_futures=True)
+            # The files in flight wind down (parts kept or aborted) and report; a second Ctrl-C
+            # stops waiting for them.
+            with contextlib.suppress(KeyboardInterrupt):
+                self._receive(lambda: len(self._stopper.started), stopping=True)
+            outcomes = self._outcomes
+            raise BatchInterrupted(
+                [outcomes[index] for index in sorted(outcomes)],
+                [str(path) for index, path in enumerate(paths) if index not in outcomes],
+            ) from None
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            self._uploader._unregister(self._signal)
+        return [self._outcomes[index] for index in range(len(paths))]
+
+    def _work(self, index: int) -> None:
+        """One file, in a worker; its outcome goes to the calling thread."""
+        cancellation = self._stopper.begin(index)
         if cancellation is None:
             return
+        path = self._paths[index]
         try:
-            outcome = _put_one(uploader, paths[index], options, cancellation, progress.for_file(index))
+            outcome = _put_one(self._uploader, path, self._options, cancellation, self._progress.for_file(index))
+        except KeyboardInterrupt:  # raised in this worker (not by a transfer, which winds down first)
+            outcome = FileOutcome(str(path), verdict="interrupted", exit_code=ExitCode.INTERRUPTED)
         except BaseException as error:  # a bug: reported for this file, the others carry on
-            outcome = FileOutcome(
-                str(paths[index]),
-                verdict="error",
-                reason=f"unexpected {type(error).__name__}: {error}",
-                exit_code=ExitCode.INTERNAL,
-            )
+            reason = f"unexpected {type(error).__name__}: {error}"
+            outcome = FileOutcome(str(path), verdict="error", reason=reason, exit_code=ExitCode.INTERNAL)
         finally:
-            stopper.end(index)
+            self._stopper.end(index)
         if outcome.verdict == "interrupted":
-            stopper.stop()  # no other file starts meanwhile; the calling thread then winds down
-        ended.put((index, outcome))
+            self._stopper.stop()  # no other file starts meanwhile; the calling thread then winds down
+        self._ended.put((index, outcome))
 
-    def receive(expected: Callable[[], int], *, stopping: bool = False) -> None:
-        while len(outcomes) < expected():
+    def _receive(self, expected: Callable[[], int], *, stopping: bool = False) -> None:
+        """Outcomes, in the calling thread, until ``expected()`` have arrived."""
+        while len(self._outcomes) < expected():
             try:
-                index, outcome = ended.get(timeout=_POLL_SECONDS)
+                index, outcome = self._ended.get(timeout=_POLL_SECONDS)
             except queue.Empty:
-                if stop_signal.cancelled:
+                if self._signal.cancelled and not stopping:
                     raise KeyboardInterrupt from None
                 continue
-            outcomes[index] = outcome
-            if on_result is not None:
-                on_result(outcome)
+            self._outcomes[index] = outcome
+            if self._on_result is not None:
+                self._on_result(outcome)
             if outcome.verdict == "interrupted" and not stopping:
                 raise KeyboardInterrupt  # an interrupt that reached a worker stops the batch too
-
-    executor = ThreadPoolExecutor(max_workers=max(1, min(files_at_once, len(paths))), thread_name_prefix="upload-file")
-    try:
-        progress.start()
-        for index in range(len(paths)):
-            executor.submit(work, index)
-        receive(lambda: len(paths))
-    except KeyboardInterrupt:
-        stopper.stop()
-        executor.shutdown(wait=False, cancel_futures=True)
-        # The files in flight wind down (parts kept or aborted) and report; a second Ctrl-C
-        # stops waiting for them.
-        with contextlib.suppress(KeyboardInterrupt):
-            receive(lambda: len(stopper.started), stopping=True)
-        started = sorted(outcomes)
-        raise BatchInterrupted(
-            [outcomes[index] for index in started],
-            [str(path) for index, path in enumerate(paths) if index not in outcomes],
-        ) from None
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-        uploader._unregister(stop_signal)
-    return [outcomes[index] for index in range(len(paths))]
 
 
 def _put_one(
