@@ -70,6 +70,7 @@ invoke: setup  ## run one function on one event without Docker: make invoke FUNC
 
 bench: setup  ## every benchmark, figures written into BENCHMARKS.md (about 15 minutes; bench/README.md)
 	$(PY) -m bench.throughput --write
+	$(PY) -m bench.put_many --write
 	$(PY) -m bench.control_plane --write
 	$(PY) -m bench.cold_start --write
 	$(PY) -m bench.import_vs_naive --write

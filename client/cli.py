@@ -9,7 +9,7 @@ message and an exit code (``client.errors.ExitCode``, listed in docs/client.md).
     .venv/bin/python -m client put photo.png --concurrency 8 --part-size 16MiB
     .venv/bin/python -m client resume photo.png                    # after Ctrl-C (the parts are kept)
     .venv/bin/python -m client import https://example.com/cat.jpg
-    .venv/bin/python -m client put photos/ *.jpg                   # waits for each verdict (exit 10: rejected)
+    .venv/bin/python -m client put photos/ *.jpg                   # 4 at once, each verdict awaited (10: rejected)
     .venv/bin/python -m client ls                                  # your files and their status
     .venv/bin/python -m client get <fileId> -o copy.png            # verified download
     .venv/bin/python -m client rm <fileId>
@@ -31,8 +31,9 @@ from typing import Any, TextIO
 import requests
 
 from client.api import normalize_api_url
-from client.batch import FileOutcome, collect, put_all, worst
+from client.batch import DEFAULT_FILES_AT_ONCE, BatchInterrupted, FileOutcome, PutOptions, collect, put_files, worst
 from client.checksums import CHECKSUMS, Checksum
+from client.engine import WhenStopped
 from client.errors import (
     AuthError,
     ConfigError,
@@ -87,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     transfer = argparse.ArgumentParser(add_help=False)
     transfer.add_argument(
-        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, help="parts in flight (default 4)"
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"parts in flight per file (default {DEFAULT_CONCURRENCY})",
     )
     transfer.add_argument("--part-size", type=_size, default=None, help="bytes per part, e.g. 16MiB (≥ 5MiB)")
     transfer.add_argument(
@@ -107,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         "put", parents=[common, transfer], help="upload files and folders, and wait for each verdict"
     )
     put.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER", help="files, and folders to upload recursively")
+    put.add_argument(
+        "--files-at-once",
+        type=_positive_int,
+        default=DEFAULT_FILES_AT_ONCE,
+        help=f"files uploaded (and awaited) together (default {DEFAULT_FILES_AT_ONCE}); at most"
+        " files-at-once x (concurrency + 1) requests are in flight",
+    )
     put.add_argument(
         "--no-wait", action="store_true", help="do not wait for the validator's verdict (exit 0 once stored)"
     )
@@ -234,6 +245,7 @@ def make_uploader(
         api_url,
         token,
         concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
+        files_at_once=getattr(args, "files_at_once", DEFAULT_FILES_AT_ONCE),
         part_size=getattr(args, "part_size", None),
         checksum=checksum,
         retries=getattr(args, "retries", DEFAULT_RETRIES),
@@ -253,8 +265,9 @@ def run_put(
     quiet: bool,
     invocation: Invocation,
 ) -> int:
-    """Every file given (folders recursively), one overall bar, one result per file; the worst
-    outcome is the exit code (10 when a file was rejected)."""
+    """Every file given (folders recursively), ``--files-at-once`` at a time, one overall bar,
+    one result per file as it ends; the worst outcome is the exit code (10 when a file was
+    rejected, 130 when Ctrl-C stopped them: every interrupted upload's resume command is printed)."""
     paths = collect(args.files)
     if args.name is not None and len(paths) != 1:
         raise ConfigError("--name names one file; several were given")
@@ -262,32 +275,36 @@ def run_put(
     label = os.path.basename(str(paths[0])) if len(paths) == 1 else f"{len(paths)} files"
     progress = ProgressBar(label, enabled=False if (quiet or args.no_progress) else None, stream=err)
     uploader = make_uploader(args, api_url, token, session=session, log=None if quiet else progress.write)
-    invocation = Invocation.current(
-        os.environ, api_url=getattr(args, "api_url", None), token_flag=hasattr(args, "token")
+    options = PutOptions(
+        wait=not args.no_wait,
+        wait_timeout=args.wait_timeout,
+        content_type=args.content_type,
+        filename=args.name,
+        when_stopped=WhenStopped(not args.abort_on_interrupt, args.keep_parts),
     )
 
     def report(outcome: FileOutcome) -> None:
         if outcome.error is not None:
-            progress.write(f"error: {describe(outcome.error)}")
+            which = f"{outcome.path}: " if len(paths) > 1 else ""
+            progress.write(f"error: {which}{describe(outcome.error)}")
             _print_kept(err, outcome.error.kept, invocation)
         if as_json:  # one object per file, as soon as it is known
             print(json.dumps(outcome.as_json()), file=out, flush=True)
-        elif outcome.result is not None:
+        elif outcome.error is None:
             print(outcome.line(), file=out, flush=True)
 
     try:
-        outcomes = put_all(
-            uploader,
-            paths,
-            wait=not args.no_wait,
-            wait_timeout=args.wait_timeout,
-            on_progress=progress,
-            on_result=report,
-            content_type=args.content_type,
-            filename=args.name,
-            keep_parts=args.keep_parts,
-            abort_on_interrupt=args.abort_on_interrupt,
+        outcomes = put_files(
+            uploader, paths, options, files_at_once=args.files_at_once, on_progress=progress, on_result=report
         )
+    except BatchInterrupted as stopped:
+        progress.close()
+        print("interrupted", file=err)
+        for kept in stopped.kept_uploads:
+            _print_kept(err, kept, invocation)
+        if stopped.not_started:
+            print(f"not started ({len(stopped.not_started)}): {' '.join(stopped.not_started)}", file=err)
+        return int(ExitCode.INTERRUPTED)
     finally:
         progress.close()
     return int(worst(outcomes))

@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from client.api import UploadApi
+from client.cancellation import Cancellation
 from client.errors import ApiError, LocalFileError, NotFoundError, TransferError
 
 DOWNLOAD_CHUNK = 1 << 20
@@ -90,11 +91,16 @@ class Files:
             raise
         return FileInfo.of(body or {})
 
-    def wait(self, target: str, *, timeout: float = 120.0, interval: float = 0.5) -> FileInfo | None:
+    def wait(
+        self, target: str, *, timeout: float = 120.0, interval: float = 0.5, stop: Cancellation | None = None
+    ) -> FileInfo | None:
         """The file once the validator has judged it; None when no verdict came in ``timeout``.
-        Until the validator sees the object the file is unknown (404): that counts as pending."""
+        Until the validator sees the object the file is unknown (404): that counts as pending.
+        ``stop``, once cancelled, ends the wait with TransferCancelled (within ``interval``)."""
         deadline = self._clock() + timeout
         while True:
+            if stop is not None:
+                stop.check()
             try:
                 info = self.status(target)
                 if info.status != "pending":
@@ -104,6 +110,8 @@ class Files:
             if self._clock() >= deadline:
                 return None
             self._sleep(interval)
+            if stop is not None:
+                stop.check()
 
     def download(
         self, file_id: str, path: str | os.PathLike[str], on_progress: ProgressCallback | None = None

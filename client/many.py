@@ -1,8 +1,9 @@
-"""Many small files at once: each one in two calls, ``POST /uploads/form`` and the form POST to S3.
+"""Small files in two calls each: ``POST /uploads/form`` and the form POST to S3.
 
 A file that fits in one request has no use for a multipart upload (create, sign, PUT, complete):
-the API signs a form for exactly its size and type, and the file goes to S3 in one POST. Files
-are sent ``concurrency`` at a time over one pooled session. S3 answers a form POST with the
+the API signs a form for exactly its size and type, and the file goes to S3 in one POST.
+``Uploader.send`` (so ``put_many`` and the CLI's ``put``) sends files this way, several at once
+over one pooled session (client.batch). S3 answers a form POST with the
 object's ETag, its MD5 for unencrypted and SSE-S3 objects, which is checked against the local
 bytes (a mismatch is sent again). A file that cannot go as a form (over ``form_max_bytes``, or
 refused by the API as too large for one request) is left to the caller's multipart path.
@@ -11,11 +12,8 @@ refused by the API as too large for one request) is left to the caller's multipa
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -23,7 +21,8 @@ import requests
 from client.api import FormTarget, UploadApi
 from client.checksums import is_md5_etag, normalize_etag
 from client.engine import UploadResult
-from client.errors import ApiError, LocalFileError, TransferError, UploadClientError
+from client.errors import ApiError, LocalFileError, TransferError
+from client.parts import SourceFile
 from client.planning import guess_content_type
 from client.retry import RetryPolicy, Transient, call_with_retries
 from client.transfer import DEFAULT_PUT_TIMEOUT, Outcome, classify
@@ -32,21 +31,12 @@ _ETAG = re.compile(r"<ETag>\s*([^<]{1,100}?)\s*</ETag>")
 _LOCATION = re.compile(r"<Location>\s*([^<]{1,2000}?)\s*</Location>")
 
 
-@dataclass(frozen=True, slots=True)
-class FileOutcome:
-    """One file of ``upload_many``: its result, or the error that stopped it (never both)."""
-
-    path: str
-    result: UploadResult | None = None
-    error: UploadClientError | None = None
-
-
 class TooLargeForForm(Exception):
     """The file must go through a multipart upload instead."""
 
 
 class FormUploader:
-    """Sends small files as forms; shared by the threads of one ``upload_many``."""
+    """Sends small files as forms; safe to share between threads."""
 
     def __init__(
         self,
@@ -65,21 +55,17 @@ class FormUploader:
         self._form_max_bytes = form_max_bytes
         self._timeout = timeout
 
-    def upload(self, path: Path, content_type: str | None) -> UploadResult:
-        """``path`` in one form POST; raises TooLargeForForm when it must go as a multipart upload."""
-        try:
-            size = os.stat(path).st_size
-        except OSError as error:
-            raise LocalFileError(f"{path}: cannot read: {error.strerror}") from None
-        if size > self._form_max_bytes:
-            raise TooLargeForForm
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise LocalFileError(f"{path}: cannot read: {error.strerror}") from None
-        if len(data) != size:
-            raise LocalFileError(f"{path} changed while it was read")
-        name = path.name
+    def upload(self, path: Path, content_type: str | None, *, filename: str | None = None) -> UploadResult:
+        """``path`` in one form POST (named ``filename``, default its own name); raises
+        TooLargeForForm when it must go as a multipart upload."""
+        with SourceFile(path) as source:  # the same checks and messages as a multipart upload's
+            size = source.size
+            if size > self._form_max_bytes:
+                raise TooLargeForForm
+            data = source.read_bytes(0, size)
+            if not source.unchanged():
+                raise LocalFileError(f"{path} changed while it was read")
+        name = filename or path.name
         try:
             target = self._api.create_form(
                 filename=name, content_type=content_type or guess_content_type(name), size=size
@@ -120,39 +106,3 @@ class FormUploader:
             location=location.group(1) if location else f"{target.url.rstrip('/')}/{target.key}",
             parts_sent=1,
         )
-
-
-def upload_forms(
-    forms: FormUploader,
-    paths: Sequence[Path],
-    *,
-    concurrency: int,
-    content_type: str | None,
-    on_file: Callable[[FileOutcome], None] | None,
-) -> tuple[list[FileOutcome | None], list[int]]:
-    """Each path as a form, ``concurrency`` at a time: the outcomes (None where the file is too
-    large for a form) and the indexes of those left for a multipart upload."""
-    outcomes: list[FileOutcome | None] = [None] * len(paths)
-    too_large: list[int] = []
-
-    def one(index: int) -> None:
-        path = paths[index]
-        try:
-            outcome = FileOutcome(str(path), result=forms.upload(path, content_type))
-        except TooLargeForForm:
-            too_large.append(index)
-            return
-        except UploadClientError as error:
-            outcome = FileOutcome(str(path), error=error)
-        outcomes[index] = outcome
-        if on_file is not None:
-            on_file(outcome)
-
-    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="upload-file")
-    try:
-        for future in [executor.submit(one, index) for index in range(len(paths))]:
-            future.result()
-    finally:
-        # Ctrl-C: files not started are dropped; the ones being sent finish their one POST.
-        executor.shutdown(wait=False, cancel_futures=True)
-    return outcomes, sorted(too_large)

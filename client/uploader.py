@@ -11,6 +11,9 @@ client.planning (which upload, which parts: start or resume), client.part_task (
 with retries and re-signing), client.engine (the bounded executor, progress, and the one place
 that winds a stopped transfer down), client.verify (ETags, checksums and size).
 
+``put_many`` sends several files at once (client.batch): small ones as one form POST each
+(client.many), larger ones as multipart uploads, then waits for their verdicts.
+
 Ctrl-C (KeyboardInterrupt) or ``cancel()`` keeps the parts already in S3 and the state file, so
 ``resume`` sends only what is missing (``abort_on_interrupt=True`` aborts instead; the bucket's
 lifecycle rule removes uploads never resumed). A failure aborts the upload, unless
@@ -20,6 +23,7 @@ lifecycle rule removes uploads never resumed). A failure aborts the upload, unle
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,12 +33,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from client.api import DEFAULT_TIMEOUT, ImportedObject, PendingUpload, UploadApi
+from client.batch import DEFAULT_FILES_AT_ONCE, FileOutcome, PutOptions, collect, put_files
 from client.cancellation import Cancellation
 from client.checksums import CHECKSUMS, Checksum
 from client.engine import ProgressCallback, TransferEngine, UploadResult, WhenStopped
-from client.errors import NotFoundError, UploadClientError
+from client.errors import NotFoundError, UploadInterrupted
 from client.files import Files
-from client.many import FileOutcome, FormUploader, upload_forms
+from client.many import FormUploader, TooLargeForForm
 from client.part_task import PartSender
 from client.parts import SourceFile
 from client.planning import Planner, TransferJob, guess_content_type
@@ -42,23 +47,34 @@ from client.retry import RetryPolicy, Transient
 from client.state import load_state, remove_state, state_path_for
 from client.transfer import DEFAULT_PUT_TIMEOUT
 
-__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RETRIES", "FileOutcome", "ProgressCallback", "UploadResult", "Uploader"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_FILES_AT_ONCE",
+    "DEFAULT_RETRIES",
+    "FileOutcome",
+    "ProgressCallback",
+    "UploadResult",
+    "Uploader",
+]
 
 LogCallback = Callable[[str], None]
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_RETRIES = 5
 SEND_BLOCK = 1024 * 1024
-# Files up to this size go as one form POST in upload_many (the API's own limit is 100 MiB by
-# default; a file is read whole, so this bounds memory to concurrency x 16 MiB).
+# Files up to this size (and one part) go as one form POST in put_many (the API's own limit is
+# 100 MiB by default; a file is read whole, so this bounds memory to files at once x 16 MiB).
 DEFAULT_FORM_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Uploader:
-    """Uploads files through the upload API; one transfer at a time per instance.
+    """Uploads files through the upload API. ``upload`` and ``resume`` send one file (call them
+    from one thread at a time); ``put_many`` sends several at once.
 
     ``api_url`` and ``token``: the API's base URL and a bearer token. ``concurrency``: parts in
-    flight at once. ``part_size``: bytes per part (None lets the API choose; S3 needs ≥ 5 MiB).
+    flight at once, per file. ``files_at_once``: files ``put_many`` sends together (so at most
+    ``files_at_once x (concurrency + 1)`` requests at once; the default session's connection pool
+    is sized for that). ``part_size``: bytes per part (None lets the API choose; S3 needs ≥ 5 MiB).
     ``checksum``: the per-part checksum signed into each part URL so that S3 refuses a corrupted
     body — ``"crc32"`` (the default; zlib's, in C), ``"sha256"`` (S3 additional checksums),
     ``"md5"`` (Content-MD5), or None. With md5 or None each part's ETag is compared with its MD5
@@ -76,6 +92,7 @@ class Uploader:
         token: str,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        files_at_once: int = DEFAULT_FILES_AT_ONCE,
         part_size: int | None = None,
         checksum: Checksum | None = "crc32",
         retries: int = DEFAULT_RETRIES,
@@ -89,20 +106,25 @@ class Uploader:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if files_at_once < 1:
+            raise ValueError("files_at_once must be at least 1")
         if part_size is not None and part_size < 1:
             raise ValueError("part_size must be positive")
         if checksum is not None and checksum not in CHECKSUMS:
             raise ValueError(f"checksum must be one of {', '.join(CHECKSUMS)} or None")
         self.concurrency = concurrency
+        self.files_at_once = files_at_once
         self.part_size = part_size
         self.checksum: Checksum | None = checksum
         self.policy = retry_policy or RetryPolicy(retries=retries)
-        self.session = session or _default_session(concurrency)
+        self.session = session or _default_session(files_at_once * (concurrency + 1))
         self.state_files = state_files
         self._put_timeout = put_timeout
         self._log = log
         self._injected_sleep = sleep
-        self._running: Cancellation | None = None  # the running transfer's stop signal
+        # The stop signals of the transfers (and batches) running, for cancel().
+        self._running: set[Cancellation] = set()
+        self._running_lock = threading.Lock()
         self.api = UploadApi(
             api_url,
             token,
@@ -139,6 +161,48 @@ class Uploader:
             job = self._planner.start(source, filename=name, content_type=content_type or guess_content_type(name))
             return self._transfer(job, on_progress, WhenStopped(not abort_on_interrupt, keep_parts))
 
+    def put_many(
+        self,
+        targets: Sequence[str | os.PathLike[str]],
+        *,
+        files_at_once: int | None = None,
+        wait: bool = True,
+        wait_timeout: float = 120.0,
+        content_type: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_result: Callable[[FileOutcome], None] | None = None,
+        keep_parts: bool = False,
+        abort_on_interrupt: bool = False,
+        form_max_bytes: int = DEFAULT_FORM_MAX_BYTES,
+    ) -> list[FileOutcome]:
+        """Upload files, and every file under the folders given (recursively, hidden ones
+        skipped), ``files_at_once`` (default: the uploader's) at a time, then wait for each
+        verdict (unless ``wait=False``), concurrently too; one ``FileOutcome`` per file, in order.
+
+        Each file goes as ``send`` decides (a form POST when it fits in one part and
+        ``form_max_bytes``, else a multipart upload with ``concurrency`` parts in flight). A file
+        that fails does not stop the others. ``on_progress(done, total)`` follows the bytes of all
+        files (one call at a time, from the workers; never decreasing); ``on_result`` gets each
+        outcome as it ends, from the calling thread. ``client.batch.worst(outcomes)`` is the
+        CLI's exit code. Ctrl-C or ``cancel()`` stops every file and raises
+        ``client.batch.BatchInterrupted`` with the outcomes (the interrupted multipart uploads
+        kept for ``resume`` unless ``abort_on_interrupt``)."""
+        options = PutOptions(
+            wait=wait,
+            wait_timeout=wait_timeout,
+            content_type=content_type,
+            when_stopped=WhenStopped(not abort_on_interrupt, keep_parts),
+            form_max_bytes=form_max_bytes,
+        )
+        return put_files(
+            self,
+            collect(os.fspath(target) for target in targets),
+            options,
+            files_at_once=files_at_once or self.files_at_once,
+            on_progress=on_progress,
+            on_result=on_result,
+        )
+
     def upload_many(
         self,
         paths: Sequence[str | os.PathLike[str]],
@@ -148,31 +212,52 @@ class Uploader:
         form_max_bytes: int = DEFAULT_FORM_MAX_BYTES,
         on_file: Callable[[FileOutcome], None] | None = None,
     ) -> list[FileOutcome]:
-        """Upload several files; one ``FileOutcome`` per path, in order (a failed file does not
-        stop the others).
+        """``put_many`` of exactly these files, ``concurrency`` (default: the uploader's
+        ``concurrency``, as before ``files_at_once`` existed) at a time, without waiting for
+        verdicts (each outcome's verdict is ``pending``)."""
+        options = PutOptions(wait=False, content_type=content_type, form_max_bytes=form_max_bytes)
+        return put_files(
+            self,
+            [Path(path) for path in paths],
+            options,
+            files_at_once=concurrency or self.concurrency,
+            on_result=on_file,
+        )
 
-        Files up to ``form_max_bytes`` go ``concurrency`` (default: the uploader's) at a time as
-        forms: two calls each, ``POST /uploads/form`` and one POST to S3, whose ETag is checked
-        against the file's MD5. Larger files (or files the API refuses as too large for a form)
-        then go one after the other as multipart uploads, each with the uploader's concurrency.
-        ``on_file`` is called as each file ends, from the thread that sent it.
-        """
-        files = [Path(path) for path in paths]
-        forms = FormUploader(
-            self.api, self.session, policy=self.policy, sleep=self._sleep, form_max_bytes=form_max_bytes
-        )
-        outcomes, multipart = upload_forms(
-            forms, files, concurrency=concurrency or self.concurrency, content_type=content_type, on_file=on_file
-        )
-        for index in multipart:
+    def send(
+        self,
+        path: Path,
+        *,
+        content_type: str | None = None,
+        filename: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        when_stopped: WhenStopped = WhenStopped(),  # noqa: B008 - frozen
+        form_max_bytes: int | None = None,
+        cancellation: Cancellation | None = None,
+    ) -> UploadResult:
+        """One file of ``put_many``: as one form POST when it fits in one part (of ``part_size``,
+        when set) and in ``form_max_bytes`` (two calls instead of four, no state file), else as
+        a multipart upload (``upload``). ``cancellation`` stops it from another thread."""
+        limit = DEFAULT_FORM_MAX_BYTES if form_max_bytes is None else form_max_bytes
+        if self.part_size is not None:
+            limit = min(limit, self.part_size)
+        stop = cancellation or Cancellation()
+        if stop.cancelled:
+            raise UploadInterrupted(None)
+        if limit > 0:
+            forms = FormUploader(self.api, self.session, policy=self.policy, sleep=self._sleep, form_max_bytes=limit)
             try:
-                outcome = FileOutcome(str(files[index]), result=self.upload(files[index], content_type=content_type))
-            except UploadClientError as error:
-                outcome = FileOutcome(str(files[index]), error=error)
-            outcomes[index] = outcome
-            if on_file is not None:
-                on_file(outcome)
-        return [outcome for outcome in outcomes if outcome is not None]
+                result = forms.upload(path, content_type, filename=filename)
+            except TooLargeForForm:
+                pass
+            else:
+                if on_progress is not None:
+                    on_progress(result.size, result.size)
+                return result
+        with SourceFile(path) as source:
+            name = filename or path.name
+            job = self._planner.start(source, filename=name, content_type=content_type or guess_content_type(name))
+            return self._transfer(job, on_progress, when_stopped, stop)
 
     def resume(
         self,
@@ -222,17 +307,30 @@ class Uploader:
         return self.api.import_url(url, filename=filename)
 
     def cancel(self) -> None:
-        """Stop the running transfer from another thread (it then ends like a Ctrl-C)."""
-        running = self._running
-        if running is not None:
-            running.cancel()
+        """Stop the running transfers (and ``put_many``) from another thread: they end like a Ctrl-C."""
+        with self._running_lock:
+            for running in self._running:
+                running.cancel()
 
     # ---- plumbing
 
+    def _register(self, cancellation: Cancellation) -> Cancellation:
+        with self._running_lock:
+            self._running.add(cancellation)
+        return cancellation
+
+    def _unregister(self, cancellation: Cancellation) -> None:
+        with self._running_lock:
+            self._running.discard(cancellation)
+
     def _transfer(
-        self, job: TransferJob, on_progress: ProgressCallback | None, when_stopped: WhenStopped
+        self,
+        job: TransferJob,
+        on_progress: ProgressCallback | None,
+        when_stopped: WhenStopped,
+        cancellation: Cancellation | None = None,
     ) -> UploadResult:
-        cancellation = self._running = Cancellation()
+        cancellation = self._register(cancellation or Cancellation())
         # Workers wait between retries on the transfer's stop signal, so a stopped transfer's
         # threads end at once instead of sleeping out their backoff.
         worker_sleep = self._injected_sleep or cancellation.wait
@@ -252,7 +350,7 @@ class Uploader:
         try:
             return engine.run(on_progress, when_stopped)
         finally:
-            self._running = None
+            self._unregister(cancellation)
 
     def _sleep(self, seconds: float) -> None:
         (self._injected_sleep or time.sleep)(seconds)

@@ -18,6 +18,7 @@ from api_client import ApiClient
 
 from local.stack import LocalStack
 from local.template import REPO_ROOT
+from tests import big_images
 from tests import image_corpus as corpus
 from tests.registry_support import registry_of
 from upload_core.registry import FileRecord, FileStatus
@@ -225,3 +226,43 @@ def test_the_cli_waits_for_verdicts_exits_10_for_a_rejected_file_and_gets_the_va
     assert run_cli(stack, owner, "rm", key).returncode == 0
     listed = run_cli(stack, owner, "ls", "--json")
     assert [item["status"] for item in json.loads(listed.stdout)["files"]] == ["rejected"]
+
+
+def test_the_cli_puts_a_folder_several_files_at_once_and_reports_each_verdict(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given a folder of valid images (small ones, and one larger than a part), and one the
+    # validator rejects, in a subfolder
+    owner = user()
+    folder = tmp_path / "photos"
+    (folder / "more").mkdir(parents=True)
+    small = {f"small-{index}.png": corpus.png(32 + index, 24) for index in range(4)}
+    for name, body in small.items():
+        (folder / name).write_bytes(body)
+    large = big_images.big_png(12 * 1024 * 1024)
+    with (folder / "large.png").open("wb") as out:
+        for chunk in large.chunks():
+            out.write(chunk)
+    (folder / "more" / "bad.png").write_bytes(BAD_PNG)
+    # When the CLI puts the folder, three files at a time, 5 MiB parts
+    done = run_cli(stack, owner, "--json", "put", str(folder), "--files-at-once", "3", "--part-size", "5MiB")
+    # Then each file has its object and its verdict, and the exit code is the rejection's
+    assert done.returncode == 10, done.stderr
+    results = {Path(item["path"]).name: item for item in map(json.loads, done.stdout.splitlines())}
+    assert sorted(results) == sorted([*small, "large.png", "bad.png"])
+    verdicts = {name: (item["verdict"], item["exitCode"]) for name, item in results.items()}
+    assert verdicts == {
+        **{name: ("valid", 0) for name in small},
+        "large.png": ("valid", 0),
+        "bad.png": ("rejected", 10),
+    }
+    assert results["bad.png"]["reason"] == "trailing-data"
+    # the small files went as one form POST each, the large one as a multipart upload
+    assert all(results[name]["uploadId"] == "" and results[name]["partsSent"] == 1 for name in small)
+    assert results["large.png"]["uploadId"] and results["large.png"]["partsSent"] == 3
+    assert results["large.png"]["size"] == large.size
+    # And the listing agrees
+    listed = json.loads(run_cli(stack, owner, "ls", "--json").stdout)["files"]
+    assert sorted((item["name"], item["status"]) for item in listed) == sorted(
+        [(name, "valid") for name in [*small, "large.png"]] + [("bad.png", "rejected")]
+    )

@@ -7,6 +7,10 @@ body, ETag = MD5 of the part, multipart ETag = MD5 of the MD5s + "-N"), and can 
 "expired", "corrupt": stored with a different ETag, "fatal": 403 SignatureDoesNotMatch);
 ``api_faults`` a list of statuses for the next API calls. No network, no sleeping.
 
+Small files go as forms: ``POST /uploads/form`` (refused with 413 over ``form_max_size``) and a
+multipart/form-data POST to http://s3.test/bucket, answered with the body's MD5 as ETag;
+``on_form(key)`` is called before a form POST is answered.
+
 A part body that is a file (the client streams its parts) is read ``read_block`` bytes at a time,
 as urllib3 does with 16 KiB, and ``on_block(part, bytes_read)`` is called after each block.
 """
@@ -23,6 +27,8 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -75,6 +81,9 @@ class FakeBackend(BaseAdapter):
         self.deleted: list[str] = []
         self.kms = False
         self.on_put: Any = None  # called with the part number before a PUT is answered
+        self.on_form: Any = None  # called with the key before a form POST is answered
+        self.form_max_size = 1 << 30
+        self.form_posts: list[str] = []  # keys stored by form POSTs
         self.read_block = 2
         self.on_block: Any = None  # called with (part number, bytes read so far) while a body is read
         self._lock = threading.Lock()
@@ -104,6 +113,8 @@ class FakeBackend(BaseAdapter):
             streamed._content = False  # read from raw, as a streamed download is
             streamed.raw = io.BytesIO(data)
             return streamed
+        if request.method == "POST":
+            return self._s3_form(request)
         number = int(query["partNumber"])
         with self._lock:
             self.in_flight += 1
@@ -117,6 +128,29 @@ class FakeBackend(BaseAdapter):
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _s3_form(self, request: requests.PreparedRequest) -> requests.Response:
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+        header = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+        message = BytesParser(policy=policy.HTTP).parsebytes(header + body)
+        fields: dict[str, bytes] = {}
+        for part in message.iter_parts():
+            fields[str(part.get_param("name", header="content-disposition"))] = part.get_payload(decode=True)  # type: ignore[attr-defined]
+        key = fields["key"].decode()
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.on_form is not None:
+                self.on_form(key)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        data = fields["file"]
+        with self._lock:
+            self.objects[key] = data
+            self.form_posts.append(key)
+        return response(204, b"", {"ETag": f'"{md5_hex(data)}"', "Location": f"{S3}/bucket/{quote(key)}"})
 
     def _read_body(self, request: requests.PreparedRequest, number: int) -> bytes:
         body: Any = request.body
@@ -184,6 +218,8 @@ class FakeBackend(BaseAdapter):
         segments = [unquote(segment) for segment in path.strip("/").split("/")]
         if method == "POST" and segments == ["uploads"]:
             return self._create(data)
+        if method == "POST" and segments == ["uploads", "form"]:
+            return self._form(data)
         if method == "GET" and segments == ["uploads"]:
             pending = [
                 {"uploadId": u.upload_id, "key": u.key, "initiated": f"2026-01-01T00:00:{i:02d}Z"}
@@ -247,12 +283,26 @@ class FakeBackend(BaseAdapter):
         body["download"] = {"url": f"{S3}/bucket/{quote(key)}?download=1", "expiresAt": "2026-01-01T00:05:00Z"}
         return json_response(200, body)
 
+    def _form(self, data: Mapping[str, Any]) -> requests.Response:
+        refused = self._refuse_type(data)
+        if refused is not None:
+            return refused
+        if data["size"] > self.form_max_size:
+            return json_response(413, {"code": "TooLarge", "message": "too large for a form"})
+        key = f"uploads/tester/{uuid.uuid4().hex}/{data['filename']}"
+        return json_response(201, {"url": f"{S3}/bucket", "fields": {"key": key, "policy": "signed"}, "key": key})
+
+    def _refuse_type(self, data: Mapping[str, Any]) -> requests.Response | None:
+        if str(data["contentType"]).startswith("image/"):
+            return None
+        return json_response(
+            415, {"code": "UnsupportedContentType", "message": f"content type {data['contentType']!r} is not allowed"}
+        )
+
     def _create(self, data: Mapping[str, Any]) -> requests.Response:
-        if not str(data["contentType"]).startswith("image/"):
-            return json_response(
-                415,
-                {"code": "UnsupportedContentType", "message": f"content type {data['contentType']!r} is not allowed"},
-            )
+        refused = self._refuse_type(data)
+        if refused is not None:
+            return refused
         part_size = data.get("partSize") or self.default_part_size
         if part_size < self.min_part_size:
             return json_response(400, {"code": "InvalidPartSize", "message": "partSize too small"})

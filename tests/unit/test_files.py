@@ -257,22 +257,73 @@ def test_the_publisher_puts_one_entry_on_the_configured_bus() -> None:
     assert json.loads(entry["Detail"])["reason"] == "trailing-data"
 
 
-def test_a_refused_event_is_an_error_and_the_validator_carries_on(
+def test_a_refused_event_fails_the_record_and_its_redelivery_publishes_it_once(
     settings: Settings, bucket: Any, registry: Registry
 ) -> None:
-    # Given a bus that refuses every entry
     with pytest.raises(EventsUnavailable):
         VerdictPublisher("default", client=FakeBridge(failed=1)).publish(
             VerdictEvent("a", "f" * 32, "k", "v", 1, "image/png", True, None)
         )
+    # Given a bus that refuses the next entry
+    bridge = FakeBridge(failed=1)
+    s3 = S3Gateway(settings, bucket)
     validator = ValidationService(
-        settings,
-        ValidatorSettings.from_env(settings, {}),
-        S3Gateway(settings, bucket),
-        registry,
-        VerdictPublisher("default", client=FakeBridge(failed=1)),
+        settings, ValidatorSettings.from_env(settings, {}), s3, registry, VerdictPublisher("default", client=bridge)
     )
-    # When a file is validated, Then its verdict stands all the same
+    body = corpus.png()
+    good, good_version = upload(settings, bucket, registry, "alice", "ok.png", body=body)
+    bad, bad_version = upload(settings, bucket, registry, "alice", "bad.png", body=BAD_PNG)
+    # When each file is validated, Then the record fails (so SQS delivers it again), and the
+    # verdict stands all the same: tagged, recorded, a reject quarantined
+    for key, version in ((good, good_version), (bad, bad_version)):
+        with pytest.raises(EventsUnavailable):
+            validate(validator, key, version)
+        bridge.failed = 1
+    assert registry.file("alice", file_id(good)).status is FileStatus.VALID  # type: ignore[union-attr]
+    assert registry.file("alice", file_id(bad)).status is FileStatus.REJECTED  # type: ignore[union-attr]
+    assert s3.head_object(bad, bad_version) is None
+    assert len(bridge.entries) == 2  # one refused attempt each
+    # When the messages come back while the bus works again
+    bridge.failed = 0
+    judged: list[str] = []
+    original = validator._inspect
+
+    def inspect(key: str, version_id: str | None, head: Any) -> Any:
+        judged.append(key)
+        return original(key, version_id, head)
+
+    validator._inspect = inspect  # type: ignore[method-assign]
+    validate(validator, good, good_version)
+    validate(validator, bad, bad_version)  # gone from its key (quarantined): still published
+    # Then each event is published, without judging the objects again
+    accepted = [json.loads(entry["Detail"]) | {"type": entry["DetailType"]} for entry in bridge.entries[2:]]
+    assert [(event["key"], event["type"], event["reason"]) for event in accepted] == [
+        (good, VALIDATED, None),
+        (bad, REJECTED, "trailing-data"),
+    ]
+    assert accepted[0]["size"] == len(body) and accepted[0]["versionId"] == good_version
+    assert judged == []
+    # And a further duplicate of either publishes nothing
+    validate(validator, good, good_version)
+    validate(validator, bad, bad_version)
+    assert len(bridge.entries) == 4
+
+
+def test_a_duplicate_handled_while_the_event_is_being_published_publishes_nothing(
+    settings: Settings, bucket: Any, registry: Registry, events: RecordingPublisher
+) -> None:
+    # Given a verdict recorded with its event pending, which one call has claimed
     key, version = upload(settings, bucket, registry, "alice", "ok.png", body=corpus.png())
-    validate(validator, key, version)
-    assert registry.file("alice", file_id(key)).status is FileStatus.VALID  # type: ignore[union-attr]
+    event = VerdictEvent("alice", file_id(key), key, version, 3, "image/png", True, None)
+    registry.claim_version(key, version, 3)
+    assert registry.record_verdict(key, version, "valid", "ok", event=event.to_json())
+    assert registry.claim_event(key, version, lease_seconds=60) == event.to_json()
+    # Then nobody else gets it while the claim holds
+    assert registry.claim_event(key, version, lease_seconds=60) is None
+    # When the claimant gives it back (the bus refused it), the next call gets it
+    assert registry.release_event(key, version)
+    assert VerdictEvent.from_json(registry.claim_event(key, version, lease_seconds=60) or "") == event
+    # And once published, it is gone for good
+    assert registry.event_published(key, version)
+    assert registry.claim_event(key, version, lease_seconds=60) is None
+    assert not registry.event_published(key, version)

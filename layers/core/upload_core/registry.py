@@ -469,9 +469,12 @@ class Registry:
         item = self._get(_file_pk(key), "VERSION") or {}
         return VersionClaim.AGAIN if item.get("verdictAt") else VersionClaim.FIRST
 
-    def record_verdict(self, key: str, version_id: str, status: str, reason: str | None) -> bool:
+    def record_verdict(
+        self, key: str, version_id: str, status: str, reason: str | None, *, event: str | None = None
+    ) -> bool:
         """Record the validator's verdict on the file's version, once: True only for the call
-        that recorded it (so usage is released and the verdict published exactly once)."""
+        that recorded it (so usage is released once). ``event``, the verdict's event, is kept
+        with it as pending until ``event_published``: see ``claim_event``."""
         values: dict[str, Any] = {
             ":status": _s(status),
             ":version": _s(version_id),
@@ -481,12 +484,62 @@ class Registry:
         if reason:
             expression += ", reason = :reason"
             values[":reason"] = _s(reason)
+        if event is not None:
+            expression += ", pendingEvent = :event"
+            values[":event"] = _s(event)
         return self._conditional_update(
             Key=_key(_file_pk(key), "VERSION"),
             UpdateExpression=expression,
             ConditionExpression="versionId = :version AND attribute_not_exists(verdictAt)",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=values,
+        )
+
+    def claim_event(self, key: str, version_id: str, *, lease_seconds: int) -> str | None:
+        """The version's verdict event still waiting to be published, claimed for
+        ``lease_seconds`` so that a duplicate notification handled meanwhile does not publish it
+        too; None when there is none (published already, never had one) or another call holds it.
+        The claim ends with ``event_published``, ``release_event``, or when its lease runs out
+        (the claimant died: the message's redelivery then takes it)."""
+        now = self.now()
+        try:
+            answer = self.client.update_item(
+                TableName=self._table,
+                Key=_key(_file_pk(key), "VERSION"),
+                UpdateExpression="SET eventClaimedUntil = :until",
+                ConditionExpression="versionId = :version AND attribute_exists(pendingEvent)"
+                " AND (attribute_not_exists(eventClaimedUntil) OR eventClaimedUntil < :now)",
+                ExpressionAttributeValues={
+                    ":version": _s(version_id),
+                    ":now": _n(now),
+                    ":until": _n(now + lease_seconds),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise registry_error(error) from error
+        except BotoCoreError as error:
+            raise registry_error(error) from error
+        return str(answer["Attributes"]["pendingEvent"]["S"])
+
+    def event_published(self, key: str, version_id: str) -> bool:
+        """The claimed event reached the bus: it is no longer pending (False if it was not)."""
+        return self._conditional_update(
+            Key=_key(_file_pk(key), "VERSION"),
+            UpdateExpression="SET eventPublishedAt = :now REMOVE pendingEvent, eventClaimedUntil",
+            ConditionExpression="versionId = :version AND attribute_exists(pendingEvent)",
+            ExpressionAttributeValues={":version": _s(version_id), ":now": _n(self.now())},
+        )
+
+    def release_event(self, key: str, version_id: str) -> bool:
+        """Give a claimed event back unpublished, for the next delivery to publish at once."""
+        return self._conditional_update(
+            Key=_key(_file_pk(key), "VERSION"),
+            UpdateExpression="REMOVE eventClaimedUntil",
+            ConditionExpression="versionId = :version AND attribute_exists(pendingEvent)",
+            ExpressionAttributeValues={":version": _s(version_id)},
         )
 
     # --- the owner's files ------------------------------------------------------------------------

@@ -56,6 +56,10 @@ FRAMES_TAG = "upload-frames"
 VERDICT_TAGS = (STATUS_TAG, REASON_TAG, TYPE_TAG, WIDTH_TAG, HEIGHT_TAG, FRAMES_TAG)
 S3_MAX_TAGS = 10
 S3_MAX_COPY_BYTES = 5 * GIB
+# How long a validator call holds a verdict event it is publishing (PutEvents answers within
+# seconds, with its retries): a call that dies holding it delays nothing, since the message comes
+# back only after the queue's visibility timeout, far longer.
+EVENT_CLAIM_SECONDS = 60
 # Bytes per piece of the streamed GET: large enough that the walk runs in C most of the time,
 # small against the 32 MiB memory budget.
 READ_CHUNK_BYTES = 1 << 20
@@ -154,7 +158,10 @@ class ValidationService:
         except NotFound:
             # Deleted between two of our calls: as final as being gone before the first one.
             outcome = Outcome(record.key, record.version_id, Action.GONE)
-        return self._report(outcome)
+        self._report(outcome)
+        if record.version_id is not None:
+            self._publish_pending(record.key, record.version_id)
+        return outcome
 
     def _validate(self, key: str, version_id: str | None) -> Outcome:
         head = self._s3.head_object(key, version_id)
@@ -171,20 +178,21 @@ class ValidationService:
             self._settle_usage(key, valid=outcome.action in _STORED_ACTIONS, size=head.size)
         verdict = outcome.verdict
         if version_id is not None and verdict is not None:
-            recorded = self._registry.record_verdict(key, version_id, verdict.status, verdict.reason.value)
             reason = None if verdict.valid else verdict.reason.value
             # The detected type, which downloads are served as; the declared one when none was.
             content_type = verdict.image_type.mime if verdict.image_type else head.content_type or ""
+            event = (
+                VerdictEvent(owner, file_id_of(key), key, version_id, head.size, content_type, verdict.valid, reason)
+                if owner is not None
+                else None
+            )
+            # Recorded once per version, with its event pending; validate() then publishes it.
+            self._registry.record_verdict(
+                key, version_id, verdict.status, verdict.reason.value, event=event.to_json() if event else None
+            )
             if owner is not None:
                 status = FileStatus.VALID if verdict.valid else FileStatus.REJECTED
                 self._registry.set_file_status(owner, file_id_of(key), status, reason, content_type=content_type)
-            if recorded and owner is not None:
-                # Only the call that recorded the verdict publishes it: once per version.
-                self._publish(
-                    VerdictEvent(
-                        owner, file_id_of(key), key, version_id, head.size, content_type, verdict.valid, reason
-                    )
-                )
         return outcome
 
     def _record_file(self, owner: str, key: str, version_id: str, head: ObjectHead) -> None:
@@ -203,15 +211,26 @@ class ValidationService:
             )
         )
 
-    def _publish(self, event: VerdictEvent) -> None:
+    def _publish_pending(self, key: str, version_id: str) -> None:
+        """Publish the version's verdict event if it is still pending and no other call holds it.
+
+        Runs on every delivery, whatever the object's state (judged now, judged before, already
+        quarantined and gone), so the redelivery of a message whose event the bus refused
+        publishes it without judging the object again; a duplicate finds nothing pending."""
+        pending = self._registry.claim_event(key, version_id, lease_seconds=EVENT_CLAIM_SECONDS)
+        if pending is None:
+            return
+        event = VerdictEvent.from_json(pending)
         try:
             self._events.publish(event)
         except EventsUnavailable:
-            # The verdict stands (tags, registry): a lost event is counted and alarmed on, never
-            # a reason to judge the object again.
-            logger.exception("verdict event not published", extra={"key": event.key, "version_id": event.version_id})
+            # The verdict stands (tags, registry); the event stays pending and the message fails,
+            # so the queue delivers it again (then dead-letters it, alarmed on).
+            logger.exception("verdict event not published", extra={"key": key, "version_id": version_id})
             metrics.add_metric(name="VerdictEventsFailed", unit=MetricUnit.Count, value=1)
-            return
+            self._registry.release_event(key, version_id)
+            raise
+        self._registry.event_published(key, version_id)
         metrics.add_metric(name="VerdictEvents", unit=MetricUnit.Count, value=1)
 
     def _refuse_second_version(self, key: str, version_id: str) -> Outcome:

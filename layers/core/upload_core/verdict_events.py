@@ -1,15 +1,20 @@
 """Verdicts leave the system as EventBridge events: ``Upload Validated`` / ``Upload Rejected``.
 
-One event per object version, published by the validator call whose ``record_verdict`` won (a
-conditional write), so a notification S3 delivers twice publishes once. Applications subscribe
-with a rule on ``source`` = SOURCE; nothing polls.
+One event per object version. The validator call whose ``record_verdict`` wins (a conditional
+write) stores the event with the verdict as pending; a call publishes it only after claiming it
+(``Registry.claim_event``) and flags it published once the bus took it. A refused PutEvents fails
+the SQS message, whose redelivery publishes the recorded event without judging the object again;
+a notification S3 delivers twice finds it published, or claimed, and publishes nothing. So an
+event is published at least once, and more than once only if the validator stops between the
+bus's answer and the flag (see README, "Verdict events"). Applications subscribe with a rule on
+``source`` = SOURCE; nothing polls.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import boto3
@@ -34,6 +39,14 @@ class VerdictEvent:
     content_type: str
     valid: bool
     reason: str | None
+
+    def to_json(self) -> str:
+        """The event as the registry keeps it until it is published."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> VerdictEvent:
+        return cls(**json.loads(text))
 
     @property
     def detail_type(self) -> str:
@@ -70,7 +83,7 @@ class VerdictPublisher:
         return self._client
 
     def publish(self, event: VerdictEvent) -> None:
-        """Raise when the bus did not accept the event (the caller logs it and counts a metric)."""
+        """Raise when the bus did not accept the event (the caller keeps it pending and fails the message)."""
         entry = {
             "Source": SOURCE,
             "DetailType": event.detail_type,
