@@ -66,6 +66,7 @@ class Request:
     target: str = ""
     copy_source: bool = False
     body: str = ""
+    ms: float = 0.0  # from the request's arrival to the end of the emulator's answer
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Request:
@@ -85,6 +86,7 @@ class Request:
             target=str(headers.get("x-amz-target", "")),
             copy_source="x-amz-copy-source" in headers,
             body=str(record.get("body") or ""),
+            ms=float(record.get("ms") or 0.0),
         )
 
 
@@ -221,6 +223,7 @@ class Usage:
     s3: Counter[str] = field(default_factory=Counter)  # operation -> requests
     s3_by_caller: Counter[tuple[str, str]] = field(default_factory=Counter)  # (caller, operation)
     other_by_caller: Counter[str] = field(default_factory=Counter)  # DynamoDB, SQS, EventBridge calls
+    ms_by_caller: dict[str, float] = field(default_factory=dict)  # time the emulator took to answer them
     dynamodb: Counter[str] = field(default_factory=Counter)  # operation -> requests
     read_units: float = 0.0
     write_units: float = 0.0
@@ -242,6 +245,7 @@ def tally(requests: Iterable[Request]) -> Usage:
         if request.agent in LOCAL_AGENTS:
             usage.ignored += 1
             continue
+        usage.ms_by_caller[request.agent] = usage.ms_by_caller.get(request.agent, 0.0) + request.ms
         if request.service == "s3":
             operation = s3_operation(request)
             usage.s3[operation] += 1

@@ -47,6 +47,9 @@ USER = "bench-cost"
 RATE = 100  # uploads per second, for the concurrency estimate
 AWS_CALL_SECONDS = 0.010  # assumed in-region latency of one S3/DynamoDB/EventBridge call on AWS
 # The S3 requests a Companion server's S3 multipart routes (or a form) would make for the same file.
+# A 1 GiB PNG (8 bytes per pixel) is 134 Mpixels and 32,767 rows: over the default MaxImagePixels
+# and MaxImageHeight, so it would be rejected; the limits are raised so that it takes the valid path.
+LIMITS = {**GENEROUS_LIMITS, "MaxImagePixels": "200000000", "MaxImageHeight": "65535"}
 UPLOAD_PATH_OPERATIONS = ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "PostObject", "PutObject")
 
 
@@ -69,6 +72,13 @@ class Measured:
         total: Counter[str] = Counter()
         for usage in self.usage:
             total.update(usage.s3)
+        return total
+
+    def sdk_ms_by_function(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for usage in self.usage:
+            for caller, ms in usage.ms_by_caller.items():
+                total[caller] = total.get(caller, 0.0) + ms
         return total
 
     def sdk_calls_by_function(self) -> Counter[str]:
@@ -119,7 +129,7 @@ def run(small_size: int, big_size: int, runs: int) -> tuple[list[Measured], dict
         with LocalStack(
             s3_port=0,
             api_port=0,
-            parameter_overrides=GENEROUS_LIMITS,
+            parameter_overrides=LIMITS,
             request_log=log.path,
             demo_page=False,
             log_sink=lambda _function, _line: None,
@@ -143,26 +153,49 @@ def run(small_size: int, big_size: int, runs: int) -> tuple[list[Measured], dict
 # ---- arithmetic on what was measured
 
 
+MODES = ("measured", "aws", "aws-cpu")
+MODE_TITLES = {
+    "measured": "measured here",
+    "aws": "AWS estimate, full core",
+    "aws-cpu": "AWS estimate, CPU share",
+}
+
+
 @dataclass(frozen=True)
 class FunctionRow:
+    """One function's invocations in one kind of upload, and what they would take on AWS."""
+
     function: str
     memory_mb: int
     calls_per_upload: float
     mean_ms: float
     max_ms: float
     sdk_calls_per_call: float
+    sdk_ms_per_call: float  # the emulator's time answering them, inside the handler time
 
-    def concurrency(self, *, aws_latency: bool = False, cpu_share: bool = False) -> float:
-        seconds = self.mean_ms / 1000
-        if cpu_share:
-            seconds *= prices.cpu_share_factor(self.memory_mb)
-        if aws_latency:
-            seconds += self.sdk_calls_per_call * AWS_CALL_SECONDS
-        return prices.concurrency(self.calls_per_upload, seconds, RATE)
+    def estimate_ms(self, mode: str) -> float:
+        if mode == "measured":
+            return self.mean_ms
+        return prices.aws_estimate_ms(
+            self.mean_ms,
+            self.sdk_ms_per_call,
+            self.sdk_calls_per_call,
+            self.memory_mb,
+            cpu_share=mode == "aws-cpu",
+            call_latency_ms=AWS_CALL_SECONDS * 1000,
+        )
+
+    def concurrency(self, mode: str) -> float:
+        return prices.concurrency(self.calls_per_upload, self.estimate_ms(mode) / 1000, RATE)
+
+    def gb_seconds(self, mode: str) -> float:
+        """Per upload; each invocation billed at the mean, rounded up to the millisecond."""
+        return self.calls_per_upload * prices.billed_gb_seconds([self.estimate_ms(mode)], self.memory_mb)
 
 
 def function_rows(case: Measured, memory: dict[str, int]) -> list[FunctionRow]:
     sdk = case.sdk_calls_by_function()
+    sdk_ms = case.sdk_ms_by_function()
     rows = []
     for function in sorted({call.function for call in case.calls}):
         durations = [call.duration_ms for call in case.calls if call.function == function]
@@ -174,12 +207,13 @@ def function_rows(case: Measured, memory: dict[str, int]) -> list[FunctionRow]:
                 sum(durations) / len(durations),
                 max(durations),
                 sdk[function] / len(durations),
+                sdk_ms.get(function, 0.0) / len(durations),
             )
         )
     return rows
 
 
-def counts(case: Measured, memory: dict[str, int], *, cpu_share: bool = False) -> prices.UploadCounts:
+def counts(case: Measured, memory: dict[str, int], mode: str = "measured") -> prices.UploadCounts:
     tiers: Counter[str] = Counter()
     read = write = events = 0.0
     for usage in case.usage:
@@ -187,15 +221,11 @@ def counts(case: Measured, memory: dict[str, int], *, cpu_share: bool = False) -
         read += usage.read_units
         write += usage.write_units
         events += usage.events
-    gb_seconds = 0.0
-    for function in {call.function for call in case.calls}:
-        durations = [call.duration_ms for call in case.calls if call.function == function]
-        factor = prices.cpu_share_factor(memory[function]) if cpu_share else 1.0
-        gb_seconds += prices.billed_gb_seconds([ms * factor for ms in durations], memory[function])
+    gb_seconds = sum(row.gb_seconds(mode) for row in function_rows(case, memory))
     return prices.UploadCounts(
         api_calls=case.per_upload(sum(1 for call in case.calls if call.route)),
         lambda_requests=case.per_upload(len(case.calls)),
-        lambda_gb_seconds=case.per_upload(gb_seconds),
+        lambda_gb_seconds=gb_seconds,
         s3_tier1=case.per_upload(tiers["tier1"]),
         s3_tier2=case.per_upload(tiers["tier2"]),
         sqs_requests=case.per_upload(sqs_requests(case.calls)),
@@ -234,6 +264,8 @@ def markdown(cases: list[Measured], memory: dict[str, int], runs: int, argv: lis
         "AWS's us-east-1 list prices. Each upload goes from `POST /uploads` to the validator's verdict",
         "event, with `client.Uploader`'s defaults (4 threads, the API's 8 MiB parts, CRC32 per part);",
         f"the 10 MiB PNG {runs} times, the 1 GiB PNG once, after one warm-up upload (cold starts excluded).",
+        "The validator's pixel limits are raised (MaxImagePixels 200 M, MaxImageHeight 65,535) so that the",
+        "1 GiB PNG (134 Mpixels) is judged valid rather than rejected, as the defaults would.",
         "S3, DynamoDB and EventBridge requests are counted at the emulator (each function's SDK calls",
         "are told apart by their User-Agent, the client's presigned requests by theirs; the local",
         "pollers and this harness are left out); Lambda invocations and durations at the local invoker",
@@ -243,10 +275,7 @@ def markdown(cases: list[Measured], memory: dict[str, int], runs: int, argv: lis
         "",
     ]
     for case in cases:
-        measured = counts(case, memory)
-        pessimistic = counts(case, memory, cpu_share=True)
-        cost = prices.cost_lines(measured)
-        cost_cpu = prices.cost_lines(pessimistic)
+        by_mode = {mode: prices.cost_lines(counts(case, memory, mode)) for mode in MODES}
         stored = prices.storage_per_month(case.size)
         companion_requests, companion_usd = companion_s3(case)
         lines += [
@@ -255,19 +284,20 @@ def markdown(cases: list[Measured], memory: dict[str, int], runs: int, argv: lis
             f"Verdicts: {', '.join(case.verdicts)}; wall time per upload here "
             f"{sum(case.seconds) / len(case.seconds):.2f} s (upload + validation).",
             "",
-            "| component | per upload | per 1,000 uploads | with Lambda CPU scaled to memory |",
-            "|---|---|---|---|",
+            "| component | per upload | per 1,000 uploads, " + " | ".join(MODE_TITLES[mode] for mode in MODES) + " |",
+            "|---|---|---|---|---|",
         ]
-        for line, scaled in zip(cost, cost_cpu, strict=True):
+        for index, line in enumerate(by_mode["measured"]):
             digits = 4 if line.unit == "GB-s" else 2
             quantity = f"{line.quantity:,.{digits}f} {line.unit}"
-            dollars = f"{money(line.usd_per_1000)} | {money(scaled.usd_per_1000)}"
+            dollars = " | ".join(money(by_mode[mode][index].usd_per_1000) for mode in MODES)
             lines.append(f"| {line.component} | {quantity} | {dollars} |")
+        totals = " | ".join(f"**{money(prices.total(by_mode[mode]))}**" for mode in MODES)
         lines += [
-            f"| **requests and compute** | | **{money(prices.total(cost))}** | **{money(prices.total(cost_cpu))}** |",
-            f"| S3 Standard storage, per month kept | {case.size / MIB:,.1f} MiB | {money(stored)} / month | |",
-            f"| *Companion reference*: the upload path's S3 requests | {companion_requests:,.2f} requests "
-            f"| {money(companion_usd)} | + {money(prices.server_per_month())} / month per t4g.small server |",
+            f"| **requests and compute** | | {totals} |",
+            f"| S3 Standard storage, per month kept | {case.size / MIB:,.1f} MiB | {money(stored)} a month | | |",
+            f"| *Companion reference*: the upload's own S3 requests | {companion_requests:,.2f} requests "
+            f"| {money(companion_usd)} | + {money(prices.server_per_month())} a month per t4g.small server | |",
             "",
         ]
         operations = case.s3_operations()
@@ -278,45 +308,52 @@ def markdown(cases: list[Measured], memory: dict[str, int], runs: int, argv: lis
             dynamo.update(usage.dynamodb)
             write_bytes += usage.dynamodb_write_bytes
         dynamo_text = ", ".join(f"{name} {case.per_upload(count):g}" for name, count in sorted(dynamo.items()))
-        routes = Counter(call.route for call in case.calls if call.route)
-        route_text = ", ".join(f"`{route}` {case.per_upload(count):g}" for route, count in sorted(routes.items()))
+        routes: dict[str, list[float]] = {}
+        for call in case.calls:
+            if call.route:
+                routes.setdefault(call.route, []).append(call.duration_ms)
+        route_text = ", ".join(
+            f"`{route}` {case.per_upload(len(values)):g} ({sum(values) / len(values):.0f} ms mean)"
+            for route, values in sorted(routes.items())
+        )
+        measured = counts(case, memory)
         lines += [
             f"Per upload: API calls {route_text}; S3 {s3_text}; DynamoDB {dynamo_text} "
             f"({measured.dynamodb_wru:g} WRU, {measured.dynamodb_rru:g} RRU; about "
             f"{case.per_upload(write_bytes) / 1024:.1f} KiB of write requests, so the registry's state "
-            f"storage is well under {money(prices.price('dynamodb_storage') * 1000 * 4096 / prices.GIB)} "
+            f"storage is well under {money(prices.price('dynamodb_storage') * 1000 * 8192 / prices.GIB)} "
             "a month per 1,000 uploads); SQS and EventBridge as in the table.",
             "",
-            "Lambda per function (handler time per invocation, this machine) and the concurrency needed at "
-            f"{RATE} uploads per second (Little's law: invocations per upload x duration x {RATE}/s):",
+            f"Lambda per function, and the concurrency needed at {RATE} uploads per second (Little's law:",
+            f"invocations per upload x duration x {RATE}/s). *Emulator* is the part of the handler time spent",
+            "waiting for the emulator's answers (timed at the emulator); the AWS estimates replace it with",
+            f"{AWS_CALL_SECONDS * 1000:.0f} ms per call and keep the rest (the handler's own work) as measured",
+            "(full core) or stretched to the function's CPU share (x 1769/memory):",
             "",
-            "| function | memory | invocations per upload | mean | max | AWS SDK calls per invocation "
-            "| concurrency (measured) | + 10 ms per AWS call | CPU scaled to memory, + 10 ms per call |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| function | memory | invocations per upload | handler mean | max | AWS calls per invocation "
+            "| emulator | concurrency, " + ", ".join(MODE_TITLES[mode] for mode in MODES) + " |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         rows = function_rows(case, memory)
         for row in rows:
+            concurrency = " / ".join(f"{row.concurrency(mode):.1f}" for mode in MODES)
             lines.append(
                 f"| {row.function} | {row.memory_mb} MB | {row.calls_per_upload:g} | {row.mean_ms:.1f} ms "
-                f"| {row.max_ms:.1f} ms | {row.sdk_calls_per_call:.1f} | {row.concurrency():.1f} "
-                f"| {row.concurrency(aws_latency=True):.1f} | {row.concurrency(aws_latency=True, cpu_share=True):.1f} |"
+                f"| {row.max_ms:.1f} ms | {row.sdk_calls_per_call:.1f} | {row.sdk_ms_per_call:.1f} ms | {concurrency} |"
             )
-        lines += [
-            f"| **all** | | | | | | **{sum(row.concurrency() for row in rows):.0f}** "
-            f"| **{sum(row.concurrency(aws_latency=True) for row in rows):.0f}** "
-            f"| **{sum(row.concurrency(aws_latency=True, cpu_share=True) for row in rows):.0f}** |",
-            "",
-        ]
+        summed = " / ".join(f"{sum(row.concurrency(mode) for row in rows):.0f}" for mode in MODES)
+        lines += [f"| **all** | | | | | | | **{summed}** |", ""]
     lines += [
         "How to read it:",
         "",
-        "- *Measured* durations ran on one core of this machine against the emulator on loopback. On",
-        "  AWS two things differ, in opposite directions: each S3/DynamoDB/EventBridge call waits for",
-        f"  the network (the concurrency columns add {AWS_CALL_SECONDS * 1000:.0f} ms per call, counted per function",
-        "  at the emulator; the loopback time they already include is not taken off), and a function",
-        "  gets CPU in proportion to its memory (a full vCPU at 1,769 MB), so CPU-bound handler time",
-        "  can stretch by up to 1769/memory (x6.9 at 256 MB). The last columns apply both: an upper",
-        "  bound; the measured ones a lower bound. The validator (1,769 MB) is not scaled.",
+        "- *Measured here*: handler time on one core of this machine against the emulator on loopback.",
+        "  On AWS two things differ, in opposite directions: every S3/DynamoDB/EventBridge call waits",
+        "  for the network instead of the emulator (the estimates charge a flat per-call latency in",
+        "  place of the emulator's measured time; the emulator is slow at some calls, e.g. assembling",
+        "  a 1 GiB CompleteMultipartUpload in memory), and a function gets CPU in proportion to its",
+        "  memory (a full vCPU at 1,769 MB), so its own work can take up to 1769/memory longer (x6.9",
+        "  at 256 MB). *Full core* and *CPU share* bracket the AWS figure. The validator (1,769 MB) is",
+        "  not stretched.",
         "- DynamoDB does not report consumed capacity locally: write units are bounded by each",
         "  request's JSON size (1 WRU per KiB, 2 per item in a transaction), read units by each",
         "  response's size (1 RRU per 4 KiB when strongly consistent, half otherwise); both overstate.",

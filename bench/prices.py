@@ -111,6 +111,24 @@ def cpu_share_factor(memory_mb: int) -> float:
     return max(1.0, 1769 / memory_mb)
 
 
+def aws_estimate_ms(
+    handler_ms: float,
+    sdk_ms: float,
+    sdk_calls: float,
+    memory_mb: int,
+    *,
+    cpu_share: bool,
+    call_latency_ms: float = 10.0,
+) -> float:
+    """A handler's time on AWS from its time here: its own work (the handler time less the time
+    the emulator took to answer its SDK calls), stretched to its CPU share if ``cpu_share``, plus
+    ``call_latency_ms`` per SDK call for AWS's answers."""
+    own = max(0.0, handler_ms - sdk_ms)
+    if cpu_share:
+        own *= cpu_share_factor(memory_mb)
+    return own + sdk_calls * call_latency_ms
+
+
 def concurrency(calls_per_upload: float, mean_seconds: float, uploads_per_second: float) -> float:
     """Little's law: executions in flight = arrival rate x time each."""
     return calls_per_upload * mean_seconds * uploads_per_second

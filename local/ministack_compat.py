@@ -20,7 +20,7 @@ It changes nothing else, and nothing in the deployed application depends on it.
 
 With LOCAL_REQUEST_LOG set to a file path (the benchmarks do, bench/aws_usage.py reads it), every
 HTTP request is also appended to that file as one JSON line: method, path, query parameter names,
-the headers that tell an operation apart, status, bytes, and the first 16 KiB of JSON-protocol bodies
+the headers that tell an operation apart, status, bytes, milliseconds to answer, and the first 16 KiB of JSON-protocol bodies
 (DynamoDB, SQS, EventBridge), so request counts can be priced. Unset (the default), nothing is
 wrapped.
 """
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
@@ -253,9 +254,11 @@ def _request_log(path: str) -> Any:
                 record["bytesOut"] += len(message.get("body", b""))
             await send(message)
 
+        started = time.perf_counter()
         try:
             await original_app(scope, counting_receive, counting_send)
         finally:
+            record["ms"] = round((time.perf_counter() - started) * 1000, 3)
             if json_protocol:
                 record["body"] = captured.decode("utf-8", "replace")
             with lock:
