@@ -20,9 +20,9 @@ It changes nothing else, and nothing in the deployed application depends on it.
 
 With LOCAL_REQUEST_LOG set to a file path (the benchmarks do, bench/aws_usage.py reads it), every
 HTTP request is also appended to that file as one JSON line: method, path, query parameter names,
-the headers that tell an operation apart, status, bytes, milliseconds to answer, and the first 16 KiB of JSON-protocol bodies
-(DynamoDB, SQS, EventBridge), so request counts can be priced. Unset (the default), nothing is
-wrapped.
+the caller (User-Agent), the headers that tell an operation apart, status, bytes, milliseconds to
+answer, and the first 16 KiB of JSON-protocol bodies (DynamoDB, SQS, EventBridge), so requests
+can be counted and priced. Unset (the default), nothing is wrapped.
 """
 
 from __future__ import annotations
