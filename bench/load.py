@@ -209,7 +209,8 @@ def markdown(result: Run, multipart_every: int, argv: list[str]) -> str:
         "  to status polls before the validator had seen the file, which the client reads as pending).",
         f"- Wall time {result.wall_seconds:.1f} s from release to the last verdict "
         f"({len(outcomes) / result.wall_seconds:.1f} uploads/s with verdicts); the last upload was stored",
-        f"  after {stored_by:.1f} s. Load average (1 min) during the run "
+        f"  after {stored_by:.1f} s ({len(outcomes) / stored_by if stored_by else 0:.1f} uploads/s stored). "
+        "Load average (1 min) during the run "
         f"{min(result.loads, default=0):.1f}-{max(result.loads, default=0):.1f} on {os.cpu_count()} cores.",
     ]
     for outcome in errors[:5]:
@@ -217,7 +218,8 @@ def markdown(result: Run, multipart_every: int, argv: list[str]) -> str:
     lines += [
         "",
         "Handler time per call (the handler's own time in the worker, as Lambda bills it; it includes",
-        "the calls to the emulator on loopback and, under this load, waiting for the CPU):",
+        "the calls to the emulator on loopback and, under this load, waiting for the CPU; the",
+        "validator's calls are per batch of queued notifications, up to ValidatorBatchSize):",
         "",
         "| function / route | calls | p50 | p99 | max |",
         "|---|---|---|---|---|",
