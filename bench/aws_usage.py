@@ -222,6 +222,7 @@ class Usage:
 
     s3: Counter[str] = field(default_factory=Counter)  # operation -> requests
     s3_by_caller: Counter[tuple[str, str]] = field(default_factory=Counter)  # (caller, operation)
+    s3_unanswered: Counter[str] = field(default_factory=Counter)  # 5xx, or dropped by the caller (a retry follows)
     other_by_caller: Counter[str] = field(default_factory=Counter)  # DynamoDB, SQS, EventBridge calls
     ms_by_caller: dict[str, float] = field(default_factory=dict)  # time the emulator took to answer them
     dynamodb: Counter[str] = field(default_factory=Counter)  # operation -> requests
@@ -250,6 +251,8 @@ def tally(requests: Iterable[Request]) -> Usage:
             operation = s3_operation(request)
             usage.s3[operation] += 1
             usage.s3_by_caller[(request.agent, operation)] += 1
+            if request.status == 0 or request.status >= 500:
+                usage.s3_unanswered[operation] += 1
             continue
         usage.other_by_caller[request.agent] += 1
         if request.service == "dynamodb":

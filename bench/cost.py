@@ -308,6 +308,15 @@ def markdown(cases: list[Measured], memory: dict[str, int], runs: int, argv: lis
             dynamo.update(usage.dynamodb)
             write_bytes += usage.dynamodb_write_bytes
         dynamo_text = ", ".join(f"{name} {case.per_upload(count):g}" for name, count in sorted(dynamo.items()))
+        unanswered: Counter[str] = Counter()
+        for usage in case.usage:
+            unanswered.update(usage.s3_unanswered)
+        if unanswered:
+            dropped = ", ".join(f"{name} {count}" for name, count in sorted(unanswered.items()))
+            s3_text += (
+                f" (of which unanswered in time or failed, then retried by the SDK: {dropped}; the emulator "
+                "was slow under this machine's load)"
+            )
         routes: dict[str, list[float]] = {}
         for call in case.calls:
             if call.route:

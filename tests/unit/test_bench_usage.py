@@ -111,6 +111,9 @@ def test_tally_counts_the_application_and_leaves_out_the_local_scaffolding() -> 
     assert usage.s3 == {"UploadPart": 1, "HeadObject": 1}
     assert usage.s3_tiers() == {"tier1": 1, "tier2": 1}
     assert usage.s3_by_caller[("python-requests", "UploadPart")] == 1
+    assert not usage.s3_unanswered
+    dropped = Request("s3", "POST", OBJECT, ("uploadId",), "UploadsFunction", 0, 200, 0)
+    assert tally([dropped, s3("POST", OBJECT, "uploadId")]).s3_unanswered == {"CompleteMultipartUpload": 1}
     assert usage.write_units == 2 and usage.dynamodb_write_bytes == 1500
     assert usage.other_by_caller == {"ValidatorFunction": 1, "UploadsFunction": 1}
     assert usage.ms_by_caller["ValidatorFunction"] == 4.0
