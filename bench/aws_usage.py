@@ -225,6 +225,7 @@ class Usage:
     s3_unanswered: Counter[str] = field(default_factory=Counter)  # 5xx, or dropped by the caller (a retry follows)
     other_by_caller: Counter[str] = field(default_factory=Counter)  # DynamoDB, SQS, EventBridge calls
     ms_by_caller: dict[str, float] = field(default_factory=dict)  # time the emulator took to answer them
+    bytes_by_caller: Counter[str] = field(default_factory=Counter)  # request and response bodies
     dynamodb: Counter[str] = field(default_factory=Counter)  # operation -> requests
     read_units: float = 0.0
     write_units: float = 0.0
@@ -247,6 +248,7 @@ def tally(requests: Iterable[Request]) -> Usage:
             usage.ignored += 1
             continue
         usage.ms_by_caller[request.agent] = usage.ms_by_caller.get(request.agent, 0.0) + request.ms
+        usage.bytes_by_caller[request.agent] += request.bytes_in + request.bytes_out
         if request.service == "s3":
             operation = s3_operation(request)
             usage.s3[operation] += 1

@@ -81,6 +81,12 @@ class Measured:
                 total[caller] = total.get(caller, 0.0) + ms
         return total
 
+    def sdk_bytes_by_function(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for usage in self.usage:
+            total.update(usage.bytes_by_caller)
+        return total
+
     def sdk_calls_by_function(self) -> Counter[str]:
         total: Counter[str] = Counter()
         for usage in self.usage:
@@ -172,6 +178,7 @@ class FunctionRow:
     max_ms: float
     sdk_calls_per_call: float
     sdk_ms_per_call: float  # the emulator's time answering them, inside the handler time
+    sdk_bytes_per_call: float  # bodies sent and received by those calls
 
     def estimate_ms(self, mode: str) -> float:
         if mode == "measured":
@@ -183,6 +190,7 @@ class FunctionRow:
             self.memory_mb,
             cpu_share=mode == "aws-cpu",
             call_latency_ms=AWS_CALL_SECONDS * 1000,
+            sdk_bytes=self.sdk_bytes_per_call,
         )
 
     def concurrency(self, mode: str) -> float:
@@ -196,6 +204,7 @@ class FunctionRow:
 def function_rows(case: Measured, memory: dict[str, int]) -> list[FunctionRow]:
     sdk = case.sdk_calls_by_function()
     sdk_ms = case.sdk_ms_by_function()
+    sdk_bytes = case.sdk_bytes_by_function()
     rows = []
     for function in sorted({call.function for call in case.calls}):
         durations = [call.duration_ms for call in case.calls if call.function == function]
@@ -208,6 +217,7 @@ def function_rows(case: Measured, memory: dict[str, int]) -> list[FunctionRow]:
                 max(durations),
                 sdk[function] / len(durations),
                 sdk_ms.get(function, 0.0) / len(durations),
+                sdk_bytes[function] / len(durations),
             )
         )
     return rows
@@ -336,22 +346,26 @@ def markdown(cases: list[Measured], memory: dict[str, int], runs: int, argv: lis
             f"Lambda per function, and the concurrency needed at {RATE} uploads per second (Little's law:",
             f"invocations per upload x duration x {RATE}/s). *Emulator* is the part of the handler time spent",
             "waiting for the emulator's answers (timed at the emulator); the AWS estimates replace it with",
-            f"{AWS_CALL_SECONDS * 1000:.0f} ms per call and keep the rest (the handler's own work) as measured",
-            "(full core) or stretched to the function's CPU share (x 1769/memory):",
+            f"{AWS_CALL_SECONDS * 1000:.0f} ms per call plus its bodies at "
+            f"{prices.LAMBDA_S3_BYTES_PER_SECOND / MIB:.0f} MiB/s, and keep the rest (the handler's own work)",
+            "as measured (full core) or stretched to the function's CPU share (x 1769/memory):",
             "",
             "| function | memory | invocations per upload | handler mean | max | AWS calls per invocation "
-            "| emulator | concurrency at 100/s: " + " / ".join(MODE_TITLES[mode] for mode in MODES) + " |",
-            "|---|---|---|---|---|---|---|---|",
+            "| bytes per invocation | emulator | concurrency at 100/s: "
+            + " / ".join(MODE_TITLES[mode] for mode in MODES)
+            + " |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         rows = function_rows(case, memory)
         for row in rows:
             concurrency = " / ".join(f"{row.concurrency(mode):.1f}" for mode in MODES)
             lines.append(
                 f"| {row.function} | {row.memory_mb} MB | {row.calls_per_upload:g} | {row.mean_ms:.1f} ms "
-                f"| {row.max_ms:.1f} ms | {row.sdk_calls_per_call:.1f} | {row.sdk_ms_per_call:.1f} ms | {concurrency} |"
+                f"| {row.max_ms:.1f} ms | {row.sdk_calls_per_call:.1f} | {row.sdk_bytes_per_call / MIB:,.2f} MiB "
+                f"| {row.sdk_ms_per_call:.1f} ms | {concurrency} |"
             )
         summed = " / ".join(f"{sum(row.concurrency(mode) for row in rows):.0f}" for mode in MODES)
-        lines += [f"| **all** | | | | | | | **{summed}** |", ""]
+        lines += [f"| **all** | | | | | | | | **{summed}** |", ""]
     lines += [
         "How to read it:",
         "",
@@ -362,8 +376,10 @@ def markdown(cases: list[Measured], memory: dict[str, int], runs: int, argv: lis
         "  a 1 GiB CompleteMultipartUpload in memory), and a function gets CPU in proportion to its",
         "  memory (a full vCPU at 1,769 MB), so its own work can take up to 1769/memory longer (x6.9",
         "  at 256 MB). *Full core* and *CPU share* bracket the AWS figure, except where one AWS call",
-        "  takes far longer than the flat latency: completing a 129-part upload or reading from a",
-        "  1 GiB object can take S3 much longer than 10 ms, so the 1 GiB estimates are low. The",
+        "  takes S3 far longer than the flat latency plus its bytes: completing a 129-part upload",
+        "  assembles 1 GiB (seconds are possible), so the 1 GiB estimates are low for the uploads",
+        f"  function. Bodies are charged at {prices.LAMBDA_S3_BYTES_PER_SECOND / MIB:.0f} MiB/s, a Lambda's typical",
+        "  rate from S3 (an estimate, as README.md says): the validator reads each object whole, in one GET. The",
         "  validator (1,769 MB) is not stretched.",
         "- DynamoDB does not report consumed capacity locally: write units are bounded by each",
         "  request's JSON size (1 WRU per KiB, 2 per item in a transaction), read units by each",

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 GIB = 1024**3
+# What a Lambda function typically reads from S3 in one stream (an estimate, as README.md says).
+LAMBDA_S3_BYTES_PER_SECOND = 90 * 1024 * 1024
 HOURS_PER_MONTH = 730
 
 
@@ -119,14 +121,17 @@ def aws_estimate_ms(
     *,
     cpu_share: bool,
     call_latency_ms: float = 10.0,
+    sdk_bytes: float = 0.0,
+    bytes_per_second: float = LAMBDA_S3_BYTES_PER_SECOND,
 ) -> float:
     """A handler's time on AWS from its time here: its own work (the handler time less the time
     the emulator took to answer its SDK calls), stretched to its CPU share if ``cpu_share``, plus
-    ``call_latency_ms`` per SDK call for AWS's answers."""
+    ``call_latency_ms`` per SDK call and ``sdk_bytes`` (bodies sent and received) at
+    ``bytes_per_second`` for AWS's answers."""
     own = max(0.0, handler_ms - sdk_ms)
     if cpu_share:
         own *= cpu_share_factor(memory_mb)
-    return own + sdk_calls * call_latency_ms
+    return own + sdk_calls * call_latency_ms + sdk_bytes / bytes_per_second * 1000
 
 
 def concurrency(calls_per_upload: float, mean_seconds: float, uploads_per_second: float) -> float:

@@ -118,6 +118,7 @@ def test_tally_counts_the_application_and_leaves_out_the_local_scaffolding() -> 
     assert usage.other_by_caller == {"ValidatorFunction": 1, "UploadsFunction": 1}
     assert usage.ms_by_caller["ValidatorFunction"] == 4.0
     assert "Boto3" not in usage.ms_by_caller
+    assert usage.bytes_by_caller["ValidatorFunction"] == 350 and usage.bytes_by_caller["UploadsFunction"] == 1600
 
 
 def test_the_request_log_is_read_from_the_mark_and_a_half_written_line_waits(tmp_path: Path) -> None:
@@ -177,6 +178,10 @@ def test_an_aws_estimate_swaps_the_emulators_time_for_network_latency_and_can_st
     )
     assert prices.aws_estimate_ms(30, 20, 4, 1769, cpu_share=True, call_latency_ms=10) == pytest.approx(50)
     assert prices.aws_estimate_ms(10, 25, 1, 3008, cpu_share=True, call_latency_ms=10) == pytest.approx(10)
+    # a 90 MiB body at 90 MiB/s is one more second
+    assert prices.aws_estimate_ms(
+        30, 20, 4, 1769, cpu_share=False, call_latency_ms=10, sdk_bytes=90 * 2**20, bytes_per_second=90 * 2**20
+    ) == pytest.approx(1050)
 
 
 def test_concurrency_is_rate_times_time_in_flight() -> None:
