@@ -76,6 +76,8 @@ bench: setup  ## every benchmark, figures written into BENCHMARKS.md (about 15 m
 	$(PY) -m bench.import_vs_naive --write
 	PYTHONPATH=layers/core $(PY) -m bench.import_memory --write
 	PYTHONPATH=layers/core $(PY) -m bench.validator_bytes --write
+	$(PY) -m bench.cost --write
+	$(PY) -m bench.load --write
 
 clean:
 	rm -rf .venv .venv-sam .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache local/demo/node_modules

@@ -35,6 +35,8 @@ INIT_TIMEOUT_SECONDS = 10.0
 
 # Receives each line a function writes (its logs), with the function's logical id; None: stderr.
 LogSink = Callable[[str, str], None]
+# Sees every invocation: (function logical id, event, outcome); must be quick and thread-safe.
+InvocationObserver = Callable[[str, Any, "Invocation"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class Invocation:
     request_id: str
     result: Any = None
     error: dict[str, Any] = field(default_factory=dict)
+    # The handler's own time in the worker (Lambda's billed Duration); None if it never ran.
+    duration_ms: float | None = None
 
 
 class WorkerError(RuntimeError):
@@ -211,9 +215,11 @@ class WorkerProcess:
         except WorkerError as error:
             self.stop()
             return Invocation(False, request_id, error={"errorType": "Runtime.ExitError", "errorMessage": str(error)})
+        duration = response.get("durationMs")
+        duration_ms = float(duration) if isinstance(duration, int | float) else None
         if response.get("ok"):
-            return Invocation(True, request_id, result=response.get("result"))
-        return Invocation(False, request_id, error=response.get("error") or {})
+            return Invocation(True, request_id, result=response.get("result"), duration_ms=duration_ms)
+        return Invocation(False, request_id, error=response.get("error") or {}, duration_ms=duration_ms)
 
     def _forward_logs(self, log_sink: LogSink) -> None:
         assert self._process.stderr is not None
@@ -345,7 +351,11 @@ class FunctionPool:
 
 
 class Functions:
-    """Every function of the template, invocable by logical id."""
+    """Every function of the template, invocable by logical id.
+
+    ``sdk_app_ids`` tags each function's AWS SDK calls with its logical id (User-Agent
+    ``app/<id>``), for request logs that attribute calls to functions.
+    """
 
     def __init__(
         self,
@@ -354,15 +364,26 @@ class Functions:
         env_overrides: Mapping[str, Any] | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
         log_sink: LogSink | None = None,
+        *,
+        sdk_app_ids: bool = False,
     ) -> None:
         self.specs = {spec.logical_id: spec for spec in specs}
-        self._pools = {
-            spec.logical_id: FunctionPool(spec, lambda_environment(spec, aws, env_overrides), max_workers, log_sink)
-            for spec in specs
-        }
+        # Called after every invocation from the invoking thread (benchmarks count and time them).
+        self.observer: InvocationObserver | None = None
+        self._pools = {}
+        for spec in specs:
+            environment = lambda_environment(spec, aws, env_overrides)
+            if sdk_app_ids:
+                # botocore adds "app/<id>" to the User-Agent of every AWS call the function makes,
+                # so the emulator's request log can tell whose call it was (benchmarks only).
+                environment["AWS_SDK_UA_APP_ID"] = spec.logical_id
+            self._pools[spec.logical_id] = FunctionPool(spec, environment, max_workers, log_sink)
 
     def invoke(self, logical_id: str, event: Any, request_id: str | None = None) -> Invocation:
-        return self.pool(logical_id).invoke(event, request_id)
+        invocation = self.pool(logical_id).invoke(event, request_id)
+        if self.observer is not None:
+            self.observer(logical_id, event, invocation)
+        return invocation
 
     def pool(self, logical_id: str) -> FunctionPool:
         try:

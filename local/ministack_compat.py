@@ -17,10 +17,20 @@
 
 This module is executed inside the MiniStack process, before it starts, and wraps those handlers.
 It changes nothing else, and nothing in the deployed application depends on it.
+
+With LOCAL_REQUEST_LOG set to a file path (the benchmarks do, bench/aws_usage.py reads it), every
+HTTP request is also appended to that file as one JSON line: method, path, query parameter names,
+the caller (User-Agent), the headers that tell an operation apart, status, bytes, milliseconds to
+answer, and the first 16 KiB of JSON-protocol bodies (DynamoDB, SQS, EventBridge), so requests
+can be counted and priced. Unset (the default), nothing is wrapped.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
@@ -172,3 +182,91 @@ s3._create_multipart_upload = _create_multipart_upload
 s3._complete_multipart_upload = _complete_multipart_upload
 s3._post_object = _post_object
 s3._get_object = _get_object
+
+
+# ---- request log (benchmarks only; off unless LOCAL_REQUEST_LOG is set)
+
+_LOGGED_HEADERS = ("x-amz-target", "x-amz-copy-source", "content-type", "range")
+_JSON_BODY_BYTES = 16384
+
+
+def _credential_service(headers: dict[str, str], query: str) -> str:
+    """The service a SigV4 request is signed for (``.../us-east-1/s3/aws4_request``); "" if unsigned."""
+    scope = headers.get("authorization", "")
+    if "Credential=" in scope:
+        scope = scope.split("Credential=", 1)[1].split(",", 1)[0]
+    else:
+        found = dict(parse_qsl(query)).get("X-Amz-Credential", "")
+        scope = found
+    parts = scope.split("/")
+    return parts[3] if len(parts) >= 5 else ""
+
+
+def _agent(user_agent: str) -> str:
+    """Who sent it: a function's logical id (``app/<id>``, see local/functions.py), else the
+    User-Agent's first product (``python-requests``, ``Boto3``...)."""
+    for token in user_agent.split():
+        if token.startswith("app/"):
+            return token[4:]
+    return user_agent.split("/", 1)[0] if user_agent else ""
+
+
+def _request_log(path: str) -> Any:
+    # Imported here: only a benchmark's stack wraps the app (it is imported at start anyway).
+    import ministack.app as ministack_app  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    original_app = ministack_app.app
+    lock = threading.Lock()
+    out = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - open for the process's life
+
+    async def logged_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await original_app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        query = scope.get("query_string", b"").decode("latin-1")
+        json_protocol = "x-amz-target" in headers
+        record: dict[str, Any] = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": sorted({name for name, _ in parse_qsl(query, keep_blank_values=True)}),
+            "service": _credential_service(headers, query),
+            "agent": _agent(headers.get("user-agent", "")),
+            "headers": {name: headers[name][:200] for name in _LOGGED_HEADERS if name in headers},
+            "bytesIn": 0,
+            "bytesOut": 0,
+            "status": 0,
+        }
+        captured = bytearray()
+
+        async def counting_receive() -> Any:
+            message = await receive()
+            chunk = message.get("body", b"")
+            record["bytesIn"] += len(chunk)
+            if json_protocol and len(captured) < _JSON_BODY_BYTES:
+                captured.extend(chunk[: _JSON_BODY_BYTES - len(captured)])
+            return message
+
+        async def counting_send(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                record["status"] = message.get("status", 0)
+            elif message.get("type") == "http.response.body":
+                record["bytesOut"] += len(message.get("body", b""))
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await original_app(scope, counting_receive, counting_send)
+        finally:
+            record["ms"] = round((time.perf_counter() - started) * 1000, 3)
+            if json_protocol:
+                record["body"] = captured.decode("utf-8", "replace")
+            with lock:
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    ministack_app.app = logged_app
+    return logged_app
+
+
+if os.environ.get("LOCAL_REQUEST_LOG"):
+    _request_log(os.environ["LOCAL_REQUEST_LOG"])

@@ -107,10 +107,20 @@ class EmbeddedS3:
 
     ``data_dir`` None keeps nothing: objects live in memory and the scratch directory is
     removed on stop. With a ``data_dir`` objects persist there across restarts (S3_PERSIST=1).
+    ``request_log``: a file every request is appended to as a JSON line (benchmarks count and
+    price them; see local/ministack_compat.py); None logs nothing.
     """
 
-    def __init__(self, port: int = 0, *, data_dir: Path | None = None, log_level: str = "WARNING") -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        data_dir: Path | None = None,
+        log_level: str = "WARNING",
+        request_log: Path | None = None,
+    ) -> None:
         self._requested_port = port
+        self._request_log = request_log
         self._persist_dir = data_dir
         self._log_level = log_level
         self._scratch: Path | None = None
@@ -164,6 +174,8 @@ class EmbeddedS3:
             # Fidelity fixes applied inside the MiniStack process (see local/ministack_compat.py).
             "LOCAL_MINISTACK_COMPAT": str(Path(__file__).with_name("ministack_compat.py")),
         }
+        if self._request_log is not None:
+            environment["LOCAL_REQUEST_LOG"] = str(self._request_log)
         self._process = subprocess.Popen(
             [sys.executable, "-c", _LAUNCHER],
             env=environment,

@@ -52,6 +52,8 @@ class LocalStack:
     the local tokens (default: the key kept in .local-data/, shared with ``make token``).
     ``access_log`` is called once per API request and ``log_sink`` with every line a function
     writes (local/console.py makes them readable); by default the functions log to stderr.
+    ``request_log`` appends every request the emulator serves to a file as a JSON line, for the
+    benchmarks that count and price them (bench/aws_usage.py); None (the default) logs nothing.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class LocalStack:
         s3_log_level: str = "WARNING",
         s3_events: bool = True,
         demo_page: bool = True,
+        request_log: Path | None = None,
     ) -> None:
         self._s3_port = port_from_env("S3_PORT", 0) if s3_port is None else s3_port
         self._api_port = port_from_env("API_PORT", 0) if api_port is None else api_port
@@ -79,6 +82,7 @@ class LocalStack:
         self.signing_key = signing_key or default_key()
         self._env_overrides = passthrough_overrides(os.environ, env_overrides or {})
         self._max_workers = max_workers
+        self._request_log = request_log
         self._access_log = access_log
         self._log_sink = log_sink
         # Off only for tests of the upload path itself, which check bytes at their upload key
@@ -86,7 +90,7 @@ class LocalStack:
         self._s3_events = s3_events
         # The local-only demo page under /demo/ (local/demo_site.py); never a template route.
         self._demo_page = demo_page
-        self._s3 = EmbeddedS3(self._s3_port, data_dir=data_dir, log_level=s3_log_level)
+        self._s3 = EmbeddedS3(self._s3_port, data_dir=data_dir, log_level=s3_log_level, request_log=request_log)
         self.region = LOCAL_REGION
         self.bucket = self.template.bucket_name(self.parameter_overrides)
         self.resource_values: dict[str, str] = {}
@@ -124,6 +128,7 @@ class LocalStack:
             self._env_overrides,
             max_workers=self._max_workers,
             log_sink=self._log_sink,
+            sdk_app_ids=self._request_log is not None,
         )
         self.events = EventSources(
             self.template,

@@ -9,7 +9,8 @@ from the environment, like the real runtime: _HANDLER, LAMBDA_TASK_ROOT, AWS_LAM
 Protocol: frames on stdin/stdout, each a 4-byte big-endian length and a UTF-8 JSON document.
 The worker first sends {"ready": true|false}, then answers every request:
   {"kind": "invoke", "event": ..., "requestId": "...", "deadlineMs": epoch ms}
-      -> {"ok": true, "result": ...} | {"ok": false, "error": {"errorType", "errorMessage", ...}}
+      -> {"ok": true, "result": ..., "durationMs": ms}
+       | {"ok": false, "error": {"errorType", "errorMessage", ...}, "durationMs": ms}
   {"kind": "describe"} -> {"ok": true, "result": {"environ": {...}, "sysPath": [...]}}
 The handler's own prints and logs go to stderr (fd 1 is moved there), as Lambda sends them to
 CloudWatch rather than to the caller. Standard library only: it must not import from the repo.
@@ -106,21 +107,26 @@ def serve(requests: BinaryIO, responses: BinaryIO, layer_dirs: list[str]) -> Non
             write_frame(responses, {"ok": False, "error": init_error})
             continue
         context = LambdaContext(str(request["requestId"]), int(request["deadlineMs"]))
+        # The handler's own time, as Lambda's REPORT line gives its Duration (what is billed).
+        started = time.perf_counter()
         try:
             result = handler(request["event"], context)
         except Exception as error:
+            duration_ms = (time.perf_counter() - started) * 1000
             print(f"[ERROR] {type(error).__name__}: {error}", file=sys.stderr)
             traceback.print_exc()
-            write_frame(responses, {"ok": False, "error": error_document(error)})
+            write_frame(responses, {"ok": False, "error": error_document(error), "durationMs": duration_ms})
             continue
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+        duration_ms = (time.perf_counter() - started) * 1000
         try:
-            write_frame(responses, {"ok": True, "result": result})
+            write_frame(responses, {"ok": True, "result": result, "durationMs": duration_ms})
         except (TypeError, ValueError) as error:
             traceback.print_exc()
-            write_frame(responses, {"ok": False, "error": error_document(error, "Runtime.MarshalError")})
+            marshal_error = error_document(error, "Runtime.MarshalError")
+            write_frame(responses, {"ok": False, "error": marshal_error, "durationMs": duration_ms})
 
 
 def main() -> None:
