@@ -53,6 +53,19 @@ def botocore_url(client: Any, bucket: str, part: PartToPresign, *, key: str = KE
     return str(client.generate_presigned_url("upload_part", Params=params, ExpiresIn=900))
 
 
+def spy_on_generate_presigned_url(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The part numbers the client's generate_presigned_url is called for, in order."""
+    numbers: list[int] = []
+    original = client.generate_presigned_url
+
+    def spy(method: str, Params: dict[str, Any], **kwargs: Any) -> Any:
+        numbers.append(Params["PartNumber"])
+        return original(method, Params=Params, **kwargs)
+
+    monkeypatch.setattr(client, "generate_presigned_url", spy)
+    return numbers
+
+
 def mixed_parts() -> list[PartToPresign]:
     """Parts of one batch with different signed headers: length only, length and CRC32, length and
     Content-MD5, all three, and a last part of another length."""
@@ -88,9 +101,12 @@ def test_every_url_is_the_one_generate_presigned_url_makes(
     client = client_for(settings_env, monkeypatch, token)
     bucket = settings_env["BUCKET_NAME"]
     parts = mixed_parts()
+    through_botocore = spy_on_generate_presigned_url(client, monkeypatch)
     # When the batch is signed
     urls = PartUrlSigner(client).presign(bucket, KEY, UPLOAD_ID, parts, expires_in=900)
-    # Then each URL is exactly botocore's for the same part at the same time
+    # Then only the first part of each set of signed headers went through generate_presigned_url
+    assert through_botocore == [1, 2, 3, 6]
+    # And each URL is exactly botocore's for the same part at the same time
     assert urls == [botocore_url(client, bucket, part) for part in parts]
     assert "x-amz-checksum-crc32" in urls[0] and "content-md5" in urls[2]
     assert ("X-Amz-Security-Token" in urls[5]) == (token is not None)
@@ -125,9 +141,11 @@ def test_when_botocore_signs_a_header_it_was_not_given_every_part_goes_through_b
 
     client.meta.events.register("before-sign.s3.UploadPart", add_header)
     parts = mixed_parts()
+    through_botocore = spy_on_generate_presigned_url(client, monkeypatch)
     # When a batch is signed
     urls = PartUrlSigner(client).presign("local-bucket", KEY, UPLOAD_ID, parts, expires_in=900)
-    # Then the URLs still sign what botocore signs (the fast path would have left the header out)
+    # Then every part went through botocore, so the URLs sign what botocore signs
+    assert through_botocore == [part.part_number for part in parts]
     assert all("x-amz-request-payer" in url for url in urls)
     assert urls == [botocore_url(client, "local-bucket", part) for part in parts]
 

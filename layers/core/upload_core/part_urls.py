@@ -70,21 +70,27 @@ class PartUrlSigner:
         self, bucket: str, key: str, upload_id: str, parts: Sequence[PartToPresign], *, expires_in: int
     ) -> list[str]:
         """One URL per part, in the order given."""
+        # The first part of each set of header names goes through botocore; its URL becomes that
+        # set's template once a second part needs one (a batch of one costs what it always did).
+        firsts: dict[frozenset[str], tuple[str, PartToPresign]] = {}
         templates: dict[frozenset[str], _Template | None] = {}
         urls: list[str] = []
         for part in parts:
             names = frozenset(name.lower() for name in part.headers)
-            if names in templates:
-                template = templates[names]
-                urls.append(
-                    self._sign(template, part)
-                    if template is not None
-                    else self._botocore_url(bucket, key, upload_id, part, expires_in)
-                )
+            first = firsts.get(names)
+            if first is None:
+                url = self._botocore_url(bucket, key, upload_id, part, expires_in)
+                firsts[names] = (url, part)
+                urls.append(url)
                 continue
-            url = self._botocore_url(bucket, key, upload_id, part, expires_in)
-            templates[names] = self._template(url, part, expires_in)
-            urls.append(url)
+            if names not in templates:
+                templates[names] = self._template(*first, expires_in)
+            template = templates[names]
+            urls.append(
+                self._sign(template, part)
+                if template is not None
+                else self._botocore_url(bucket, key, upload_id, part, expires_in)
+            )
         return urls
 
     def _botocore_url(self, bucket: str, key: str, upload_id: str, part: PartToPresign, expires_in: int) -> str:
@@ -120,6 +126,8 @@ class PartUrlSigner:
         if len(scope) < 5 or scope[-1] != "aws4_request":
             return None
         region, service = scope[-3], scope[-2]
+        # The client's own request signer picks the auth class and freezes its credentials (with
+        # their session token), exactly as it does for generate_presigned_url.
         auth = self._client._request_signer.get_auth_instance(
             signing_name=service, region_name=region, signature_version="s3v4-query", expires=expires_in
         )
