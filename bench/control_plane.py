@@ -102,7 +102,7 @@ class InProcess:
         self.requests: Counter[str] = Counter()
         service = self.provider()
         for client in (service.storage.client, service.registry.client):
-            client.meta.events.register_first("before-call", self._count)
+            client.meta.events.register_first("before-call.*.*", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.requests[f"{model.service_model.service_id} {model.name}"] += 1
@@ -152,7 +152,7 @@ def stubbed_completion(local: InProcess, runs: int) -> tuple[float, str]:
     settings = importlib.import_module("upload_core.settings").get_settings()
     registry = local.provider().registry
     client = gateway.build_s3_client(settings)
-    client.meta.events.register_first("before-call", local._count)
+    client.meta.events.register_first("before-call.*.*", local._count)
     service = service_module.UploadService(settings, gateway.S3Gateway(settings, client=client), registry=registry)
     stubber = Stubber(client)
     now = datetime.datetime.now(datetime.UTC)
