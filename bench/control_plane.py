@@ -463,6 +463,9 @@ def markdown(rows: list[Row], signings: list[Signing], runs: int, argv: list[str
         "(one DynamoDB UpdateItem), reads the upload's plan (one GetItem: it proves the upload id is",
         "the caller's, for this key, and gives each part's length; no S3 request), and returns the",
         f"JSON ({kib} for 1000 URLs).",
+        "Companion's batch route (GET /s3/multipart/{id}/batch) signs through the same service method;",
+        "Uppy 6's `signRequest` asks for one part at a time, and a batch of one is",
+        "`generate_presigned_url`'s URL itself.",
         "",
     ]
     return "\n".join(lines)
