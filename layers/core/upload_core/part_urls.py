@@ -2,17 +2,19 @@
 
 `generate_presigned_url` repeats, for every URL, what is the same for every part of one upload:
 parameter validation, serialization, endpoint-ruleset resolution and the client's event hooks;
-together about 60 % of its time. Here the first part of a batch (and of each distinct set of
-signed headers) goes through `generate_presigned_url` unchanged; its URL is the template that
-gives the endpoint, the path, the operation's query parameters, the signing region and service,
-and the headers botocore signs. Every other part is the same request with its own part number
-and headers, signed by the auth class botocore itself picks for a presigned S3 URL
-(`S3SigV4QueryAuth`, from the client's request signer, so with the client's credentials, their
-session token and the expiry). The URLs are the ones `generate_presigned_url` returns, byte for
-byte (tests/unit/test_part_urls.py compares them at a frozen time).
+together about two thirds of its time here (bench/control_plane.py). Here the first part of a
+batch (and of each distinct set of signed headers) goes through `generate_presigned_url`
+unchanged; its URL is the template that gives the endpoint, the path, the operation's query
+parameters, the signing region and service, and the headers botocore signs. Every other part is
+the same request with its own part number and headers, signed by the auth class botocore itself
+picks for a presigned S3 URL (`S3SigV4QueryAuth`, from the client's request signer, so with the
+client's credentials, their session token and the expiry). The URLs are the ones
+`generate_presigned_url` returns, byte for byte (tests/unit/test_part_urls.py compares them at a
+frozen time).
 
-When a template is not plain SigV4 (S3 Express session auth, SigV4a, an unknown parameter), or
-botocore signs other headers than the ones given, every part goes through
+A template is used only when its own part, signed here, gives botocore's URL but for the signing
+time. When it is not plain SigV4 (S3 Express session auth, SigV4a, an unknown parameter), or
+botocore signs something else (another header, another scope), every part goes through
 `generate_presigned_url`: never a URL that differs from botocore's.
 """
 
