@@ -185,6 +185,35 @@ def test_body_that_does_not_match_its_signed_crc32_is_refused(api: Any, s3: Any,
     assert stored(s3, bucket, upload["key"]) == data
 
 
+def test_every_url_of_a_checksum_bound_batch_refuses_a_body_it_was_not_signed_for(
+    api: Any, s3: Any, bucket: str
+) -> None:
+    # Given three parts signed in one batch with their CRC32s (the first URL of a batch comes from
+    # generate_presigned_url, the others from the batch signer)
+    data = pattern(11 * MIB + 7, seed=16)
+    upload = create(api, data, partSize=5 * MIB, checksumAlgorithm="CRC32")
+    bodies = {number: chunk(data, upload, number) for number in (1, 2, 3)}
+    checksums = {n: base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode() for n, body in bodies.items()}
+    parts = sign(
+        api,
+        upload,
+        [],
+        checksumAlgorithm="CRC32",
+        parts=[{"partNumber": n, "checksum": checksum} for n, checksum in checksums.items()],
+    )
+    for number in (1, 2, 3):
+        part, body = parts[number], bodies[number]
+        assert part["headers"] == {"x-amz-checksum-crc32": checksums[number]}
+        # When a corrupted body, or one of another length, is sent / Then S3 refuses it
+        assert put_part(part, b"y" + body[1:]).status_code == 400
+        assert put_part(part, body + b"!").status_code == 403
+        # And takes the part it was signed for
+        assert put_part(part, body).status_code == 200
+    done = api.request("POST", f"/uploads/{upload['uploadId']}/complete", json={"key": upload["key"]})
+    assert done.status_code == 200, done.text
+    assert stored(s3, bucket, upload["key"]) == data
+
+
 def test_form_upload_enforces_size_type_and_key(api: Any, s3: Any, bucket: str) -> None:
     data = pattern(64, seed=14)
     response = api.request("POST", "/uploads/form", json={"filename": "a.png", "contentType": "image/png", "size": 64})

@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from upload_core import keys
+from upload_core.part_urls import PartToPresign
 from upload_core.s3 import S3Gateway
 from upload_core.settings import MAX_SIGNED_PARTS_PER_RESPONSE, Settings
 
@@ -38,11 +39,14 @@ def test_the_largest_signing_response_is_well_under_lambdas_limit(
     key = keys.new_key(settings.upload_prefix, "o" * 128, "\u00e9" * 200 + ".jpeg")
     checksum = base64.b64encode(b"\x00" * 32).decode()
     # When the most part URLs one request may ask for are signed and returned
-    parts: list[dict[str, Any]] = []
-    for number in range(10_001 - MAX_SIGNED_PARTS_PER_RESPONSE, 10_001):
-        headers = {"x-amz-checksum-sha256": checksum}
-        url = gateway.presign_upload_part(key, "u" * 128, number, expires_in=900, signed_headers=headers)
-        parts.append({"partNumber": number, "url": url, "headers": headers})
+    headers = {"x-amz-checksum-sha256": checksum}
+    numbers = range(10_001 - MAX_SIGNED_PARTS_PER_RESPONSE, 10_001)
+    urls = gateway.presign_upload_parts(
+        key, "u" * 128, [PartToPresign(number, headers) for number in numbers], expires_in=900
+    )
+    parts: list[dict[str, Any]] = [
+        {"partNumber": number, "url": url, "headers": headers} for number, url in zip(numbers, urls, strict=True)
+    ]
     body = json.dumps({"parts": parts, "expiresAt": "2026-12-02T12:00:00Z"})
     response = json.dumps({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": body})
     # Then the response Lambda returns stays well under its 6 MB limit

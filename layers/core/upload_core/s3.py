@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from upload_core.errors import Conflict, InvalidRequest, NotFound, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger
+from upload_core.part_urls import PartToPresign, PartUrlSigner
 from upload_core.settings import Settings
 
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
@@ -160,27 +161,12 @@ class S3Gateway:
                 "aborted uploads left by lost CreateMultipartUpload answers", extra={"key": key, "count": len(strays)}
             )
 
-    def presign_upload_part(
-        self,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        *,
-        expires_in: int,
-        signed_headers: Mapping[str, str],
-        content_length: int | None = None,
-    ) -> str:
-        """A part URL; with ``content_length`` S3 refuses a body of any other length (signed)."""
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "UploadId": upload_id,
-            "PartNumber": part_number,
-        }
-        if content_length is not None:
-            params["ContentLength"] = content_length
-        params.update(_checksum_params(signed_headers))
-        return str(self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in))
+    def presign_upload_parts(
+        self, key: str, upload_id: str, parts: Sequence[PartToPresign], *, expires_in: int
+    ) -> list[str]:
+        """Part URLs, one per part in the order given, each signing its part's headers (with
+        Content-Length, S3 refuses a body of any other length; with a checksum, any other body)."""
+        return PartUrlSigner(self.client).presign(self.bucket, key, upload_id, parts, expires_in=expires_in)
 
     def list_parts(self, key: str, upload_id: str) -> PartsListing:
         parts: list[UploadedPart] = []
@@ -523,18 +509,6 @@ def _hoist_amz_headers(request: Any, signature_version: str | None = None, **_: 
 
 def encode_tag_query(tags: Mapping[str, str]) -> str:
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items())
-
-
-def _checksum_params(signed_headers: Mapping[str, str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for header, value in signed_headers.items():
-        name = header.lower()
-        if name == "content-md5":
-            params["ContentMD5"] = value
-        elif name.startswith("x-amz-checksum-"):
-            algorithm = name.removeprefix("x-amz-checksum-").upper()
-            params[f"Checksum{algorithm}"] = value
-    return params
 
 
 def _checksum_algorithm_of(part: Mapping[str, Any]) -> str | None:

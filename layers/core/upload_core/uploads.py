@@ -20,6 +20,7 @@ from upload_core import keys, object_meta, parts
 from upload_core.content_types import ensure_allowed
 from upload_core.errors import Conflict, InvalidRequest, NotFound, TooLarge, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger, metrics
+from upload_core.part_urls import PartToPresign
 from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, registry_for
 from upload_core.s3 import CHECKSUM_ALGORITHMS, PendingUpload, S3Gateway, UploadedPart
 from upload_core.settings import S3_MAX_PARTS, S3_MIN_PART_SIZE, Settings
@@ -293,19 +294,22 @@ class UploadService:
             )
         algorithm = started_with or requested
         expires_in = self._settings.url_expiry_seconds
-        signed = []
-        for request in sorted(requests, key=lambda r: r.part_number):
-            headers = _signed_headers(request, algorithm, required=started_with is not None)
-            length = plan.part_length(request.part_number)
-            url = self._s3.presign_upload_part(
-                key,
-                upload_id,
-                request.part_number,
-                expires_in=expires_in,
-                signed_headers=headers,
-                content_length=length,
-            )
-            signed.append(SignedPart(part_number=request.part_number, url=url, headers=headers, size=length))
+        ordered = sorted(requests, key=lambda r: r.part_number)
+        signed_headers = [_signed_headers(request, algorithm, required=started_with is not None) for request in ordered]
+        lengths = [plan.part_length(request.part_number) for request in ordered]
+        urls = self._s3.presign_upload_parts(
+            key,
+            upload_id,
+            [
+                PartToPresign(request.part_number, _with_length(headers, length))
+                for request, headers, length in zip(ordered, signed_headers, lengths, strict=True)
+            ],
+            expires_in=expires_in,
+        )
+        signed = [
+            SignedPart(part_number=request.part_number, url=url, headers=headers, size=length)
+            for request, url, headers, length in zip(ordered, urls, signed_headers, lengths, strict=True)
+        ]
         return SignedParts(parts=signed, expires_at=self._expires_at(expires_in))
 
     # --- list ------------------------------------------------------------------------------------
@@ -603,6 +607,12 @@ def _signed_headers(request: PartRequest, algorithm: str | None, *, required: bo
             code="ChecksumRequired",
         )
     return headers
+
+
+def _with_length(headers: dict[str, str], length: int | None) -> dict[str, str]:
+    """The headers a part URL signs: its checksum headers and, when the plan knows it, its exact
+    length (the client does not send that one itself: HTTP sets it from the body)."""
+    return headers if length is None else {"Content-Length": str(length), **headers}
 
 
 def _normalize_etag(etag: str) -> str:
