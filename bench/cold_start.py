@@ -183,6 +183,12 @@ class Events:
         return str(created["key"])
 
 
+TRACED = {
+    "POWERTOOLS_TRACE_DISABLED": "false",
+    "_X_AMZN_TRACE_ID": "Root=1-6750a000-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
+    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+}
 REQUESTS = {
     "UploadsFunction": ("uploads", "POST /uploads (a 64 MiB PNG)"),
     "ImportsFunction": ("imports", "POST /imports of a 3 KB PNG from a local HTTP server"),
@@ -220,6 +226,20 @@ def handlers(stack: LocalStack, events: Events, boto3_dir: Path) -> list[Handler
                     "the same for a 3 KB PNG (under INSPECT_HEAD_BYTES, so Pillow opens it too)",
                 )
             )
+    # As deployed (template: Tracing: Active): the X-Ray SDK loads and patches at start, and each
+    # request records subsegments (sent over UDP to a daemon address where nothing listens).
+    found += [
+        Handler(
+            f"{handler.name}, tracing on",
+            handler.module,
+            handler.paths,
+            {**handler.environment, **TRACED},
+            handler.event,
+            handler.request,
+        )
+        for handler in list(found)
+        if handler.name in REQUESTS
+    ]
     baseline_env = {k: v for k, v in found[0].environment.items() if not k.startswith("POWERTOOLS")}
     found.append(
         Handler(

@@ -90,11 +90,17 @@ class _Untraced(BaseProvider):
         pass
 
 
+# What the functions call through: boto3 (botocore) and the remote import's fetcher (urllib3 on
+# http.client). Powertools' default patches every library the X-Ray SDK supports that is
+# importable, so each start would import and patch sqlite3, requests... which nothing here uses.
+TRACED_LIBRARIES = ("botocore", "httplib")
+
+
 def _tracer() -> Tracer:
     # Powertools' own rule for "tracing is off", so that the two never disagree.
     if Tracer._is_tracer_disabled():
         return Tracer(disabled=True, provider=_Untraced())
-    return Tracer()
+    return Tracer(patch_modules=TRACED_LIBRARIES)
 
 
 logger = Logger()
