@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import PurePosixPath
 
-from PIL import Image
-
 from upload_core.content_types import normalize_content_type
 from upload_core.formats.errors import Reason, StructureError
 from upload_core.formats.facts import ImageFacts, StructureLimits
@@ -228,6 +226,8 @@ def _pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
     Image.MAX_IMAGE_PIXELS is process-global: set and restored around each call, which is safe
     because a Lambda container handles one event at a time.
     """
+    from PIL import Image  # noqa: PLC0415  (see _pillow_agrees)
+
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
@@ -244,6 +244,10 @@ _PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Inde
 def _pillow_agrees(data: bytes, image_type: ImageType, facts: ImageFacts, limits: InspectionLimits) -> None:
     """Pillow opens the whole (small) object with a one-format allowlist, finds the walker's
     dimensions and decodes the first frame when it is small enough."""
+    # Imported on the first small object, not at start: objects over `pillow_bytes` (most
+    # photos) are judged by the walkers alone, and Pillow costs a cold start tens of milliseconds.
+    from PIL import Image  # noqa: PLC0415
+
     try:
         with (
             _pillow_pixel_limit(limits.max_pixels),

@@ -8,16 +8,24 @@ a new inspection limit is one more field here, named as in InspectionLimits.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from functools import cache, cached_property
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
-from pydantic.dataclasses import dataclass
-
+from upload_core.environment import (
+    EnvironmentSettings,
+    integer,
+    one_of,
+    read_environment,
+    text,
+    texts,
+    true_or_false,
+    variable,
+)
 from upload_core.image_types import IMAGE_TYPES
 from upload_core.inspection import InspectionLimits
-from upload_core.settings import FROM_ENVIRONMENT, MIB, Settings, get_settings, read_environment
+from upload_core.settings import MIB, Settings, get_settings
 
 KIB = 1024
 
@@ -37,25 +45,45 @@ class QuarantineAction(StrEnum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, kw_only=True, config=FROM_ENVIRONMENT)
-class ValidatorSettings:
+def prefixes(value: Any) -> tuple[str, ...]:
+    """ "uploads/, imports" (blanks and repeats ignored), or a list of prefixes."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"must list key prefixes, got {value!r}")
+    found = tuple(dict.fromkeys(_prefix(str(item)) for item in items if str(item).strip()))
+    if not found:
+        raise ValueError("must name at least one prefix")
+    return found
+
+
+quarantine_action = one_of(QuarantineAction)
+
+
+def prefix(value: Any) -> str:
+    return _prefix(text(value))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidatorSettings(EnvironmentSettings):
     # Defaults that follow the shared Settings are given by `from_env`.
-    validated_prefixes: tuple[str, ...] = Field(validation_alias="VALIDATED_PREFIXES")
-    quarantine_prefix: str = Field("quarantine/", validation_alias="QUARANTINE_PREFIX")
-    quarantine_action: QuarantineAction = Field(QuarantineAction.MOVE, validation_alias="QUARANTINE_ACTION")
+    validated_prefixes: tuple[str, ...] = variable("VALIDATED_PREFIXES", parse=prefixes)
+    quarantine_prefix: str = variable("QUARANTINE_PREFIX", parse=prefix, default="quarantine/")
+    quarantine_action: QuarantineAction = variable(
+        "QUARANTINE_ACTION", parse=quarantine_action, default=QuarantineAction.MOVE
+    )
     # The validator streams whole objects; those up to this size are also opened by Pillow.
-    pillow_bytes: int = Field(64 * KIB, ge=KIB, le=16 * MIB, validation_alias="INSPECT_HEAD_BYTES")
-    max_object_bytes: int = Field(ge=1, validation_alias="MAX_OBJECT_BYTES")
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, validation_alias="MAX_IMAGE_PIXELS")
-    max_width: int = Field(DEFAULT_MAX_DIMENSION, ge=1, validation_alias="MAX_IMAGE_WIDTH")
-    max_height: int = Field(DEFAULT_MAX_DIMENSION, ge=1, validation_alias="MAX_IMAGE_HEIGHT")
-    max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, validation_alias="MAX_FRAMES")
-    max_total_pixels: int = Field(DEFAULT_MAX_TOTAL_PIXELS, ge=1, validation_alias="MAX_TOTAL_PIXELS")
-    max_metadata_bytes: int = Field(DEFAULT_MAX_METADATA_BYTES, ge=0, validation_alias="MAX_METADATA_BYTES")
+    pillow_bytes: int = variable("INSPECT_HEAD_BYTES", parse=integer, default=64 * KIB, ge=KIB, le=16 * MIB)
+    max_object_bytes: int = variable("MAX_OBJECT_BYTES", parse=integer, ge=1)
+    max_pixels: int = variable("MAX_IMAGE_PIXELS", parse=integer, default=DEFAULT_MAX_PIXELS, ge=1)
+    max_width: int = variable("MAX_IMAGE_WIDTH", parse=integer, default=DEFAULT_MAX_DIMENSION, ge=1)
+    max_height: int = variable("MAX_IMAGE_HEIGHT", parse=integer, default=DEFAULT_MAX_DIMENSION, ge=1)
+    max_frames: int = variable("MAX_FRAMES", parse=integer, default=DEFAULT_MAX_FRAMES, ge=1)
+    max_total_pixels: int = variable("MAX_TOTAL_PIXELS", parse=integer, default=DEFAULT_MAX_TOTAL_PIXELS, ge=1)
+    max_metadata_bytes: int = variable("MAX_METADATA_BYTES", parse=integer, default=DEFAULT_MAX_METADATA_BYTES, ge=0)
     # Camera trailers (MPO) after a JPEG's EOI, when its MP index accounts for every byte.
-    allow_indexed_jpeg_trailers: bool = Field(False, validation_alias="ALLOW_INDEXED_JPEG_TRAILERS")
+    allow_indexed_jpeg_trailers: bool = variable("ALLOW_INDEXED_JPEG_TRAILERS", parse=true_or_false, default=False)
     # Not a variable of its own: the shared ALLOWED_CONTENT_TYPES that the validator can check.
-    allowed_types: frozenset[str]
+    allowed_types: frozenset[str] = variable(parse=texts)
 
     @classmethod
     def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -72,47 +100,16 @@ class ValidatorSettings:
         """The inspection's limits: the fields of the same names (a new limit needs no wiring here)."""
         return InspectionLimits(**{field.name: getattr(self, field.name) for field in fields(InspectionLimits)})
 
-    @field_validator("validated_prefixes", mode="before")
-    @classmethod
-    def _prefixes(cls, value: object) -> object:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            return value
-        prefixes = tuple(dict.fromkeys(_prefix(str(item)) for item in items if str(item).strip()))
-        if not prefixes:
-            raise ValueError("must name at least one prefix")
-        return prefixes
-
-    @field_validator("quarantine_prefix")
-    @classmethod
-    def _quarantine_prefix(cls, value: str) -> str:
-        return _prefix(value)
-
-    @field_validator("allow_indexed_jpeg_trailers", mode="before")
-    @classmethod
-    def _true_or_false(cls, value: object) -> object:
-        # The template's AllowedValues; pydantic alone would also take "yes", "1", "on".
-        if isinstance(value, str):
-            if value.strip().lower() not in ("true", "false"):
-                raise ValueError(f"must be 'true' or 'false', got {value!r}")
-            return value.strip().lower() == "true"
-        return value
-
-    @field_validator("quarantine_action", mode="before")
-    @classmethod
-    def _action(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ValidatorSettings:
+    def check(self) -> None:
         # The quarantine must lie outside every validated prefix: a moved object would otherwise
         # be validated again, and the bucket notification would loop.
-        for prefix in self.validated_prefixes:
-            if self.quarantine_prefix.startswith(prefix) or prefix.startswith(self.quarantine_prefix):
-                raise ValueError(f"QUARANTINE_PREFIX {self.quarantine_prefix!r} overlaps validated prefix {prefix!r}")
+        for validated in self.validated_prefixes:
+            if self.quarantine_prefix.startswith(validated) or validated.startswith(self.quarantine_prefix):
+                raise ValueError(
+                    f"QUARANTINE_PREFIX {self.quarantine_prefix!r} overlaps validated prefix {validated!r}"
+                )
         if not self.allowed_types:
             raise ValueError("ALLOWED_CONTENT_TYPES names no image type the validator can check")
-        return self
 
     def is_validated(self, key: str) -> bool:
         return key.startswith(self.validated_prefixes)

@@ -12,9 +12,14 @@ class ApiModel(BaseModel):
     """A request or response body. Routes return these: Powertools' response validation serializes
     them by alias, so the JSON on the wire is camelCase. Strict and closed: "12" is not a size,
     true is not a part number, and an unknown field is a typo (and, in a response, a field the
-    OpenAPI document would not describe)."""
+    OpenAPI document would not describe).
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+    `defer_build`: a model's validator is built when a request first needs it, not at import; a
+    function declares dozens of bodies and its first request uses two or three of them."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid", defer_build=True
+    )
 
     @classmethod
     def from_domain(cls, value: object) -> Self:
