@@ -18,16 +18,19 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from redelivery import Redelivery
 from upload_core.observability import logger, metrics, tracer
 from upload_core.settings import get_settings
 from upload_core.validation import ValidationService
 from upload_core.validator_settings import get_validator_settings
+from upload_core.verdict_events import EventsUnavailable
 from validator_events import ValidationMessage, created_objects, parse_s3_event
 
 # Fail at start, not on the first record, when a setting is wrong.
 settings = get_settings()
 validator_settings = get_validator_settings()
 processor = BatchProcessor(event_type=EventType.SQS, model=ValidationMessage)
+redelivery = Redelivery(settings.region)
 
 
 @cache
@@ -37,8 +40,13 @@ def service() -> ValidationService:
 
 def record_handler(record: ValidationMessage) -> None:
     """Every ObjectCreated record of one message; an error in one fails the whole message."""
-    for created in created_objects(record.body):
-        service().validate(created)
+    try:
+        for created in created_objects(record.body):
+            service().validate(created)
+    except EventsUnavailable:
+        # The verdict stands and only its event is pending: retry in a minute, not in 90.
+        redelivery.sooner(record.eventSourceARN, record.receiptHandle)
+        raise
 
 
 @logger.inject_lambda_context

@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.parser.models import S3Model
 from lambda_fakes import FakeContext, s3_record, sqs_message
 
+import redelivery
 import validator_handler
 from tests import image_corpus as corpus
 from upload_core.errors import UpstreamError
@@ -18,6 +21,7 @@ from upload_core.s3 import S3Gateway
 from upload_core.settings import Settings
 from upload_core.validation import ObjectCreated, ValidationService
 from upload_core.validator_settings import ValidatorSettings
+from upload_core.verdict_events import EventsUnavailable
 from validator_events import ValidationMessage, created_objects
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -220,3 +224,52 @@ def test_a_direct_event_that_is_not_an_s3_notification_raises(lambda_context: Fa
     # A pydantic ValidationError is a ValueError too
     with pytest.raises(ValueError, match=r"S3|validation"):
         validator_handler.lambda_handler({"Records": [{"eventSource": "aws:s3"}]}, lambda_context)
+
+
+@pytest.mark.parametrize(
+    ("failure", "comes_back_now"),
+    [
+        pytest.param(EventsUnavailable("the event bus refused the verdict event"), True, id="event-refused"),
+        pytest.param(UpstreamError("S3 throttled"), False, id="storage-failure"),
+    ],
+)
+def test_a_refused_verdict_event_brings_its_message_back_sooner(
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: FakeContext,
+    failure: Exception,
+    comes_back_now: bool,
+) -> None:
+    # Given the validation queue with the template's long visibility timeout and one message taken
+    # from it, whose validation fails the way the parameter says
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="validation", Attributes={"VisibilityTimeout": "5400"})["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(s3_body(KEY, "v1")))
+    taken = sqs.receive_message(QueueUrl=queue_url)["Messages"][0]
+    message = sqs_message(taken["Body"]) | {"receiptHandle": taken["ReceiptHandle"]}
+    use_bucket(monkeypatch, bucket)
+
+    def fail(_created: ObjectCreated) -> None:
+        raise failure
+
+    monkeypatch.setattr(validator_handler.service(), "validate", fail)
+    monkeypatch.setattr(validator_handler, "redelivery", redelivery.Redelivery("us-east-1", client=sqs))
+    monkeypatch.setattr(redelivery, "EVENT_RETRY_DELAY_SECONDS", 0)
+    # When the handler runs: with every record failed, Powertools fails the whole batch
+    with pytest.raises(BatchProcessingError):
+        validator_handler.lambda_handler({"Records": [message]}, lambda_context)
+    # Then only the refused event made the message visible again at once
+    again = sqs.receive_message(QueueUrl=queue_url).get("Messages", [])
+    assert len(again) == (1 if comes_back_now else 0)
+
+
+def test_redelivery_is_best_effort(bucket: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # A receipt handle SQS does not know, or an ARN that is not a queue's, leaves the queue's own
+    # timeout: nothing raises over the validation's own error, and each refusal is logged
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    sqs.create_queue(QueueName="validation")
+    later = redelivery.Redelivery("us-east-1", client=sqs)
+    later.sooner("arn:aws:sqs:us-east-1:123456789012:validation", "not-a-handle")
+    later.sooner("arn:aws:sns:us-east-1:123456789012:topic", "handle")
+    refusals = [r for r in caplog.records if "keeps the queue's visibility timeout" in r.getMessage()]
+    assert len(refusals) == 2
