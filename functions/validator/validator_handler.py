@@ -44,8 +44,8 @@ def record_handler(record: ValidationMessage) -> None:
         for created in created_objects(record.body):
             service().validate(created)
     except EventsUnavailable:
-        # The verdict stands and only its event is pending: retry in a minute, not in 90.
-        redelivery.sooner(record.eventSourceARN, record.receiptHandle)
+        # The verdict stands and only its event is pending: retry in minutes, not in 90.
+        redelivery.sooner(record.eventSourceARN, record.receiptHandle, int(record.attributes.ApproximateReceiveCount))
         raise
 
 

@@ -20,7 +20,7 @@ import pytest
 from local.template import load_yaml
 from upload_core.remote_import import CLEANUP_RESERVE_SECONDS
 from upload_core.settings import MAX_SIGNED_PARTS_PER_RESPONSE
-from upload_core.validation import _ACTION_METRICS, Action
+from upload_core.validation import _ACTION_METRICS, EVENTS_FAILED_METRIC, Action
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET_ARN = "arn:${AWS::Partition}:s3:::${BucketNamePrefix}-${AWS::AccountId}-${AWS::Region}"
@@ -230,6 +230,22 @@ def test_objects_the_validator_could_not_tag_alarm_on_the_metric_it_emits(
     )
     assert metric == "ObjectsUntaggable"
     assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
+
+
+def test_verdict_events_the_bus_keeps_refusing_alarm_on_the_metric_the_validator_emits(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    service = resources["ValidatorFunction"]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    alarm = _alarm_on(
+        resources,
+        variables["POWERTOOLS_METRICS_NAMESPACE"],
+        EVENTS_FAILED_METRIC,
+        {"Name": "service", "Value": service},
+    )
+    # Persistent, not one refusal the 60-second redelivery fixes: three 5-minute periods in a row
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 0, 300)
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
 
 
 def test_one_dashboard_shows_api_functions_and_queues(resources: dict[str, Any]) -> None:

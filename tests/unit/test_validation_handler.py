@@ -254,7 +254,7 @@ def test_a_refused_verdict_event_brings_its_message_back_sooner(
 
     monkeypatch.setattr(validator_handler.service(), "validate", fail)
     monkeypatch.setattr(validator_handler, "redelivery", redelivery.Redelivery("us-east-1", client=sqs))
-    monkeypatch.setattr(redelivery, "EVENT_RETRY_DELAY_SECONDS", 0)
+    monkeypatch.setattr(redelivery, "FIRST_RETRY_SECONDS", 0)
     # When the handler runs: with every record failed, Powertools fails the whole batch
     with pytest.raises(BatchProcessingError):
         validator_handler.lambda_handler({"Records": [message]}, lambda_context)
@@ -269,7 +269,7 @@ def test_redelivery_is_best_effort(bucket: Any, caplog: pytest.LogCaptureFixture
     sqs = boto3.client("sqs", region_name="us-east-1")
     sqs.create_queue(QueueName="validation")
     later = redelivery.Redelivery("us-east-1", client=sqs)
-    later.sooner("arn:aws:sqs:us-east-1:123456789012:validation", "not-a-handle")
-    later.sooner("arn:aws:sns:us-east-1:123456789012:topic", "handle")
+    later.sooner("arn:aws:sqs:us-east-1:123456789012:validation", "not-a-handle", 1)
+    later.sooner("arn:aws:sns:us-east-1:123456789012:topic", "handle", 1)
     refusals = [r for r in caplog.records if "keeps the queue's visibility timeout" in r.getMessage()]
     assert len(refusals) == 2

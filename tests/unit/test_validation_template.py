@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import redelivery
 from local.template import load_yaml
 from upload_core.settings import Settings
 from upload_core.validator_settings import QuarantineAction, ValidatorSettings
@@ -252,3 +254,18 @@ def test_outputs_name_the_validator_pieces(template: dict[str, Any]) -> None:
     assert outputs["ValidatorFunctionName"]["Value"] == {"Ref": "ValidatorFunction"}
     assert outputs["ValidationQueueUrl"]["Value"] == {"Ref": "ValidationQueue"}
     assert outputs["QuarantinePrefix"]["Value"] == "quarantine/"
+
+
+def test_refused_events_are_retried_sooner_first_and_never_later_than_the_queue_would(
+    resources: dict[str, Any],
+) -> None:
+    # Given the validation queue's visibility timeout and its dead-letter threshold in the template
+    queue = resources["ValidationQueue"]["Properties"]
+    max_receives = queue["RedrivePolicy"]["maxReceiveCount"]
+    delays = [redelivery.retry_delay(count) for count in range(1, max_receives + 1)]
+    # Then the first retry comes in a minute, each waits longer than the one before up to the
+    # queue's own timeout, and a bus outage takes over an hour to dead-letter a message
+    assert delays[0] == 60
+    assert all(earlier <= later for earlier, later in itertools.pairwise(delays))
+    assert max(delays) == redelivery.LONGEST_RETRY_SECONDS == queue["VisibilityTimeout"]
+    assert sum(delays[:-1]) >= 3600

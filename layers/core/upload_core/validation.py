@@ -60,6 +60,8 @@ S3_MAX_COPY_BYTES = 5 * GIB
 # seconds, with its retries): a call that dies holding it delays nothing, since the message comes
 # back only after the queue's visibility timeout, far longer.
 EVENT_CLAIM_SECONDS = 60
+# Alarmed on in template.yaml (VerdictEventsFailingAlarm): applications miss verdicts while it rises.
+EVENTS_FAILED_METRIC = "VerdictEventsFailed"
 # Bytes per piece of the streamed GET: large enough that the walk runs in C most of the time,
 # small against the 32 MiB memory budget.
 READ_CHUNK_BYTES = 1 << 20
@@ -227,7 +229,7 @@ class ValidationService:
             # The verdict stands (tags, registry); the event stays pending and the message fails,
             # so the queue delivers it again (then dead-letters it, alarmed on).
             logger.exception("verdict event not published", extra={"key": key, "version_id": version_id})
-            metrics.add_metric(name="VerdictEventsFailed", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=EVENTS_FAILED_METRIC, unit=MetricUnit.Count, value=1)
             self._registry.release_event(key, version_id)
             raise
         self._registry.event_published(key, version_id)
