@@ -170,11 +170,39 @@ def test_the_validator_consumes_only_the_validation_queue(resources: dict[str, A
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= set(sqs[0]["Action"])
     (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["ValidationQueue", "Arn"]}
-    assert mapping["Properties"]["FunctionName"] == {"Ref": "ValidatorFunction"}
+    # The queue feeds the published alias, not $LATEST (what SnapStart restores)
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "ValidatorFunctionAliaslive"}
     assert mapping["Properties"]["BatchSize"] == {"Ref": "ValidatorBatchSize"}
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ValidatorMaxConcurrency"}}
     function = resources["ValidatorFunction"]["Properties"]
     assert function["Role"] == {"Fn::GetAtt": ["ValidatorFunctionRole", "Arn"]}
+
+
+def test_every_function_is_invoked_through_its_published_alias_with_snapstart_as_the_parameter_says(
+    resources: dict[str, Any],
+) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function")
+    aliases = of_type(resources, "AWS::Lambda::Alias")
+    assert len(functions) >= 5
+    for name, function in functions.items():
+        # SnapStart follows the parameter (None by default); a version and the alias exist either way
+        assert function["Properties"]["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}, name
+        alias = aliases[f"{name}Aliaslive"]["Properties"]
+        assert alias["FunctionName"] == {"Ref": name}
+        version = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        assert resources[version]["Properties"]["FunctionName"] == {"Ref": name}
+    # Every invoker (API routes, the schedule, the queue) targets an alias, never the bare function
+    for name, permission in of_type(resources, "AWS::Lambda::Permission").items():
+        assert permission["Properties"]["FunctionName"]["Ref"] in aliases, name
+    (api,) = of_type(resources, "AWS::ApiGatewayV2::Api").values()
+    uris = [
+        json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+        for path in api["Properties"]["Body"]["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "x-amazon-apigateway-integration" in operation
+    ]
+    assert uris
+    assert all("Aliaslive}" in uri for uri in uris), uris
 
 
 # --------------------------------------------------------------------------- the API's stage and authorizer
@@ -242,8 +270,9 @@ def test_every_alarm_watches_a_resource_of_this_stack_and_notifies_the_topic(res
 
 def test_functions_never_trace_responses_and_answer_within_the_gateways_time(resources: dict[str, Any]) -> None:
     permissions = of_type(resources, "AWS::Lambda::Permission")
+    aliases = of_type(resources, "AWS::Lambda::Alias")
     behind_api = {
-        permission["Properties"]["FunctionName"]["Ref"]
+        aliases[permission["Properties"]["FunctionName"]["Ref"]]["Properties"]["FunctionName"]["Ref"]
         for permission in permissions.values()
         if permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
@@ -275,9 +304,10 @@ def test_functions_never_trace_responses_and_answer_within_the_gateways_time(res
             "ImportsReservedConcurrency": 10,
             "ValidatorReservedConcurrency": 20,
             "AlarmEmail": "ops@example.org",
+            "SnapStart": "PublishedVersions",
         },
     ],
-    ids=["built-in-pool-created-topic", "external-issuer-given-topic-kms"],
+    ids=["built-in-pool-created-topic", "external-issuer-given-topic-kms-snapstart"],
 )
 def test_the_translated_template_is_cfn_lint_clean(
     source_template: dict[str, Any], tmp_path: Path, defaults: dict[str, Any]
