@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -310,9 +311,16 @@ def run_put(
     return int(worst(outcomes))
 
 
+def local_name(name: str, fallback: str) -> str:
+    """The file's name as a file here: its last segment only, since the name is whatever the
+    uploader declared and must never pick a directory (``../``) or a hidden dotfile for us."""
+    last = re.split(r"[/\\]", name)[-1].strip().lstrip(".")
+    return last if last and "\x00" not in last else fallback
+
+
 def run_get(args: argparse.Namespace, uploader: Uploader, out: TextIO, progress: ProgressBar) -> None:
     info = uploader.files.status(args.file_id)
-    target = args.output or info.name
+    target = args.output or local_name(info.name, info.file_id)
     done = 0
 
     def advance(count: int) -> None:

@@ -390,6 +390,39 @@ def test_ls_status_get_and_rm(backend: FakeBackend, photo: Path, tmp_path: Path)
     assert code == ExitCode.NOT_FOUND and err.startswith("error: no file")
 
 
+@pytest.mark.parametrize(
+    ("declared", "written"),
+    [("../../escape.jpg", "escape.jpg"), ("..\\up.jpg", "up.jpg"), (".bashrc", "bashrc"), ("..", None), ("/", None)],
+)
+def test_get_without_output_writes_only_into_the_current_directory(
+    backend: FakeBackend,
+    photo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    declared: str,
+    written: str | None,
+) -> None:
+    # Given a valid file whose declared name tries to leave the directory or hide itself
+    assert run(["put", str(photo), "--part-size", "5", "-q"], session=backend.session())[0] == 0
+    (key,) = backend.objects
+    original = backend._file
+
+    def hostile(key: str) -> dict[str, Any]:
+        return {**original(key), "name": declared}
+
+    backend._file = hostile  # type: ignore[method-assign]
+    here = tmp_path / "here" / "deeper"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    # When it is fetched without -o
+    code, _, err = run(["get", key.split("/")[-2], "-q"], session=backend.session())
+    # Then it lands here under its last segment (or its file id), and nowhere else
+    assert code == 0, err
+    assert [path.name for path in here.iterdir()] == [written or key.split("/")[-2]]
+    assert not (tmp_path / "escape.jpg").exists() and not (tmp_path / "here" / "escape.jpg").exists()
+
+
 def test_get_refuses_a_corrupt_download(backend: FakeBackend, photo: Path, tmp_path: Path) -> None:
     assert run(["put", str(photo), "--part-size", "5", "-q"], session=backend.session())[0] == 0
     (key,) = backend.objects
