@@ -20,7 +20,7 @@ from upload_core import keys, object_meta, parts
 from upload_core.content_types import ensure_allowed
 from upload_core.errors import Conflict, InvalidRequest, NotFound, TooLarge, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger, metrics
-from upload_core.part_urls import PartToPresign
+from upload_core.presigned_urls import PartToPresign
 from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, registry_for
 from upload_core.s3 import CHECKSUM_ALGORITHMS, PendingUpload, S3Gateway, UploadedPart
 from upload_core.settings import S3_MAX_PARTS, S3_MIN_PART_SIZE, Settings
