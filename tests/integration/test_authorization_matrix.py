@@ -232,7 +232,9 @@ EXPECTATIONS: dict[str, Expectation] = {
     "POST /uploads/batch": Expectation(
         _fixed(
             "/uploads/batch",
-            json={"files": [{"filename": "f.png", "contentType": "image/png", "size": 10, "checksumCrc32": "AAAAAA=="}]},
+            json={
+                "files": [{"filename": "f.png", "contentType": "image/png", "size": 10, "checksumCrc32": "AAAAAA=="}]
+            },
         ),
         owner=201,
         other=201,

@@ -16,7 +16,7 @@ from lambda_fakes import FakeContext, http_event
 
 import uploads_handler
 from service_factory import put_batches
-from upload_core.errors import InvalidRequest, TooLarge, TooManyRequests, UnsupportedType
+from upload_core.errors import InvalidRequest, TooLarge, TooManyRequests, UnsupportedType, UploadError
 from upload_core.put_batches import MAX_BATCH_FILES, BatchFile, PutBatches
 from upload_core.registry import PlanKind, PlanState, QuotaExceeded
 from upload_core.s3 import S3Gateway, build_s3_client
@@ -136,13 +136,13 @@ def test_a_batch_over_the_in_flight_limit_fails_whole(batches: PutBatches, servi
     ],
 )
 def test_one_bad_file_fails_the_batch_before_anything_is_counted_or_reserved(
-    batches: PutBatches, service: UploadService, bad: BatchFile, error: type[Exception], code: str
+    batches: PutBatches, service: UploadService, bad: BatchFile, error: type[UploadError], code: str
 ) -> None:
     # Given a batch whose second file breaks a form's rule
     with pytest.raises(error) as refused:
         batches.sign("alice", [small(), bad, small()])
     # Then the error names the file and nothing was reserved
-    assert getattr(refused.value, "code") == code
+    assert refused.value.code == code
     assert str(refused.value).startswith("files[1] (")
     assert usage(service) == (0, 0)
 
