@@ -69,18 +69,21 @@ def test_a_batch_reserves_every_file_and_signs_one_put_each(batches: PutBatches,
         plan = service.registry.plan(put.key)
         assert plan is not None and plan.kind is PlanKind.FORM and plan.state is PlanState.OPEN
         assert plan.declared_size == file.size and plan.content_type == "image/png"
-        # And the URL signs the length, type, checksum and no-overwrite, and carries the form's
-        # metadata and pending tag
+        # And the URL signs the length, type, checksum, no-overwrite, and the form's metadata and
+        # pending tag, all as headers the client sends
         query = parse_qs(urlsplit(put.url).query)
-        assert query["X-Amz-SignedHeaders"] == ["content-length;content-type;host;if-none-match;x-amz-checksum-crc32"]
-        assert query["x-amz-meta-owner"] == ["alice"]
-        assert query["x-amz-meta-original-filename"] == [file.filename]
-        assert query["x-amz-meta-declared-size"] == [str(file.size)]
-        assert query["x-amz-tagging"] == ["upload-status=pending"]
+        assert query["X-Amz-SignedHeaders"] == [
+            "content-length;content-type;host;if-none-match;x-amz-checksum-crc32;x-amz-meta-declared-size;"
+            "x-amz-meta-original-filename;x-amz-meta-owner;x-amz-tagging"
+        ]
         assert put.headers == {
             "Content-Type": "image/png",
             "x-amz-checksum-crc32": file.checksum_crc32,
             "If-None-Match": "*",
+            "x-amz-meta-owner": "alice",
+            "x-amz-meta-original-filename": file.filename,
+            "x-amz-meta-declared-size": str(file.size),
+            "x-amz-tagging": "upload-status=pending",
         }
     # And the quota and in-flight slots hold all three
     assert usage(service) == (3003, 3)

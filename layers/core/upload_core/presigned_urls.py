@@ -25,7 +25,7 @@ hook that this request did not name), every request of that shape goes through
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -67,14 +67,12 @@ class PartToPresign:
 @dataclass(frozen=True, slots=True)
 class PutToPresign:
     """A PutObject of one whole file. ``headers`` are signed (S3 refuses a request whose headers
-    differ): e.g. Content-Length, Content-Type, x-amz-checksum-crc32, If-None-Match. ``metadata``
-    and ``tags`` are signed too, where the client's hooks put them (the API's S3 client carries
-    them as query parameters of a presigned URL, see upload_core.s3)."""
+    differ): e.g. Content-Length, Content-Type, x-amz-checksum-crc32, If-None-Match, x-amz-meta-*,
+    x-amz-tagging. Sign them on a client without the query hoisting of upload_core.s3, or a
+    client's hook moves x-amz-* into the query (then every URL goes through botocore)."""
 
     key: str
     headers: Mapping[str, str]
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    tagging: str | None = None  # the x-amz-tagging value (a URL-encoded tag query)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,16 +207,18 @@ def _part_request(key: str, upload_id: str, part: PartToPresign) -> _Request:
 
 def _put_request(put: PutToPresign) -> _Request:
     params: dict[str, Any] = {}
+    metadata: dict[str, str] = {}
     for header, value in put.headers.items():
-        params.update(_header_param(header, value))
-    query: dict[str, str] = {}
-    if put.metadata:
-        params["Metadata"] = dict(put.metadata)
-        query.update({f"{_META_PREFIX}{name}": value for name, value in put.metadata.items()})
-    if put.tagging is not None:
-        params["Tagging"] = put.tagging
-        query["x-amz-tagging"] = put.tagging
-    return _Request("put_object", put.key, params, query, put.headers)
+        name = header.lower()
+        if name.startswith(_META_PREFIX):
+            metadata[name.removeprefix(_META_PREFIX)] = value
+        elif name == "x-amz-tagging":
+            params["Tagging"] = value
+        else:
+            params.update(_header_param(header, value))
+    if metadata:
+        params["Metadata"] = metadata
+    return _Request("put_object", put.key, params, {}, put.headers)
 
 
 def _header_param(header: str, value: str) -> dict[str, Any]:

@@ -10,8 +10,8 @@ key under the caller's prefix, signing:
 - Content-Length (the declared size) and x-amz-checksum-crc32 (the declared CRC32): S3 refuses
   any other body;
 - Content-Type (the checked type) and If-None-Match: * (S3 refuses a second write at the key);
-- the metadata and the pending tag a form sets (in the query string, as the S3 client carries
-  them on every presigned URL): the validator judges the object exactly as a form's.
+- the metadata and the pending tag a form sets (x-amz-meta-*, x-amz-tagging, as headers: the
+  client sends every header it is given): the validator judges the object exactly as a form's.
 
 The plans are form plans (open at once: there is no S3 upload to create), so the validator
 settles each when its object arrives and the sweeper ends the unused ones, as for forms.
@@ -87,20 +87,26 @@ class PutBatches:
             ]
         )
         expires_in = settings.url_expiry_seconds
+        tagging = encode_tag_query(object_meta.pending_tags())
         headers = [
-            {"Content-Type": type_, "x-amz-checksum-crc32": file.checksum_crc32, "If-None-Match": "*"}
+            {
+                "Content-Type": type_,
+                "x-amz-checksum-crc32": file.checksum_crc32,
+                "If-None-Match": "*",
+                **{
+                    f"x-amz-meta-{name}": value
+                    for name, value in object_meta.system_metadata(
+                        owner, file.filename, declared_size=file.size
+                    ).items()
+                },
+                "x-amz-tagging": tagging,
+            }
             for type_, file in zip(types, files, strict=True)
         ]
-        tagging = encode_tag_query(object_meta.pending_tags())
         try:
             urls = uploads.storage.presign_put_objects(
                 [
-                    PutToPresign(
-                        key=key,
-                        headers={"Content-Length": str(file.size), **sent},
-                        metadata=object_meta.system_metadata(owner, file.filename, declared_size=file.size),
-                        tagging=tagging,
-                    )
+                    PutToPresign(key=key, headers={"Content-Length": str(file.size), **sent})
                     for key, file, sent in zip(chosen, files, headers, strict=True)
                 ],
                 expires_in=expires_in,
