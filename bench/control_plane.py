@@ -452,11 +452,11 @@ def markdown(rows: list[Row], signings: list[Signing], runs: int, argv: list[str
     lines += [
         "",
         "The API signs a batch with botocore once per batch and its SigV4 query signer per part",
-        "(layers/core/upload_core/part_urls.py): the first URL of a batch comes from",
+        "(layers/core/upload_core/presigned_urls.py): the first URL of a batch comes from",
         "`generate_presigned_url` and gives the endpoint, path, query parameters, region and signed",
         "headers; every other part is the same request with its own part number and headers, signed",
         "by the `S3SigV4QueryAuth` the client's request signer gives (same credentials, token and",
-        "expiry). The URLs are byte for byte `generate_presigned_url`'s (tests/unit/test_part_urls.py",
+        "expiry). The URLs are byte for byte `generate_presigned_url`'s (tests/unit/test_presigned_urls.py",
         "at a frozen time), so S3 accepts and refuses exactly the same requests. The loop pays",
         "parameter validation, serialization, endpoint-ruleset resolution and the event hooks for",
         "every URL. Besides signing, the API checks the request, counts it against the caller's rate",

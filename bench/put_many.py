@@ -8,7 +8,8 @@ of many small files and a few large ones:
 - one at a time, multipart: `put_many(files_at_once=1, form_max_bytes=0)`, what `put` did before
   it sent several files at once: every file a multipart upload (create, sign, PUT, complete),
   one after the other, its parts `concurrency` at a time;
-- one at a time: `put_many(files_at_once=1)`: a file that fits in one part as one form POST;
+- one at a time: `put_many(files_at_once=1)`: a file that fits in one part as one presigned PUT,
+  signed with the other small files by one POST /uploads/batch per 50 (client.put_batch);
 - N at a time: `put_many(files_at_once=N)`, the CLI's default of 4.
 
 Runs rotate between the sides (after one warm-up round); medians are reported, with the load
@@ -120,7 +121,8 @@ def markdown(sides: list[Side], total: int, args: argparse.Namespace, argv: list
         "through the local stack's API by `Uploader.put_many` (what `python -m client put FOLDER` runs),",
         f"without waiting for verdicts, {CONCURRENCY} parts in flight per multipart file (8 MiB parts, the API's",
         "choice), in three ways: every file a multipart upload one after the other (what `put` did",
-        "before), one file at a time with the small ones as form POSTs, and several files at once.",
+        "before), one file at a time with the small ones as presigned PUTs signed 50 per API call",
+        "(POST /uploads/batch), and several files at once.",
         f"Median of {args.runs} runs each (rotating between the sides, after one warm-up round).",
         "The machine is shared with other work: the load average (1 minute) after each run is given.",
         machine_line(),

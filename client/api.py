@@ -56,6 +56,27 @@ class FormTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchFileDeclared:
+    """One small file of a batch, as declared to ``POST /uploads/batch``."""
+
+    filename: str
+    content_type: str
+    size: int
+    checksum_crc32: str  # base64 of the 4-byte big-endian CRC32, as S3's x-amz-checksum-crc32
+
+
+@dataclass(frozen=True, slots=True)
+class PutTarget:
+    """Where one small file of a batch goes: a presigned PUT, with the headers it signs."""
+
+    url: str
+    key: str
+    file_id: str
+    headers: dict[str, str]
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class UploadedPart:
     part_number: int
     etag: str
@@ -173,6 +194,28 @@ class UploadApi:
         fields = {str(name): str(value) for name, value in (data.get("fields") or {}).items()}
         return FormTarget(url=str(data["url"]), fields=fields, key=str(data["key"]))
 
+    def create_put_batch(self, files: Sequence[BatchFileDeclared]) -> list[PutTarget]:
+        """``POST /uploads/batch``: one presigned PUT per file, in order, all reserved together.
+        TooManyUploads is not waited out here: the caller asks for fewer files instead."""
+        body = [
+            {"filename": f.filename, "contentType": f.content_type, "size": f.size, "checksumCrc32": f.checksum_crc32}
+            for f in files
+        ]
+        response = self._request(
+            "POST", "/uploads/batch", json={"files": body}, final_codes=frozenset({"TooManyUploads"})
+        )
+        data = self._json_of(response)
+        return [
+            PutTarget(
+                url=str(item["url"]),
+                key=str(item["key"]),
+                file_id=str(item["fileId"]),
+                headers={str(k): str(v) for k, v in (item.get("headers") or {}).items()},
+                size=int(item["size"]),
+            )
+            for item in data.get("files") or []
+        ]
+
     def sign_parts(
         self, upload_id: str, key: str, parts: Sequence[PartToSign], *, checksum_algorithm: str | None = None
     ) -> dict[int, SignedPart]:
@@ -267,6 +310,7 @@ class UploadApi:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         idempotent: bool = True,
+        final_codes: frozenset[str] = frozenset(),
     ) -> requests.Response:
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
@@ -284,7 +328,7 @@ class UploadApi:
             if response.status_code < 400:
                 return response
             failure = api_error(response)
-            if _is_transient(response, failure, idempotent=idempotent):
+            if _is_transient(response, failure, idempotent=idempotent, final_codes=final_codes):
                 raise Transient(failure, retry_after_seconds(response.headers))
             raise failure
 
@@ -294,6 +338,7 @@ class UploadApi:
 def api_error(response: requests.Response) -> ApiError:
     """The exception for an error answer: the API's JSON ``{code, message}`` when there is one."""
     code, message = "", ""
+    details: dict[str, Any] = {}
     try:
         body = response.json()
     except ValueError:
@@ -301,6 +346,7 @@ def api_error(response: requests.Response) -> ApiError:
     if isinstance(body, dict):
         code = str(body.get("code") or "")
         message = str(body.get("message") or "")
+        details = {name: value for name, value in body.items() if name not in ("code", "message")}
     if not message:
         message = response.reason or "request failed"
     status = response.status_code
@@ -308,11 +354,15 @@ def api_error(response: requests.Response) -> ApiError:
     # with a code is the application refusing one thing (a key that is not yours, a blocked URL).
     if status == 401 or (status == 403 and not code):
         return AuthError(status, code, message)
-    return ApiError(status, code, message)
+    return ApiError(status, code, message, details)
 
 
-def _is_transient(response: requests.Response, failure: ApiError, *, idempotent: bool) -> bool:
+def _is_transient(
+    response: requests.Response, failure: ApiError, *, idempotent: bool, final_codes: frozenset[str] = frozenset()
+) -> bool:
     status = response.status_code
+    if failure.code in final_codes:
+        return False
     if status == 429:
         return True
     if not idempotent:

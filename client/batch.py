@@ -1,9 +1,10 @@
 """Several files at once (``put photos/ *.jpg``, ``Uploader.put_many``): one overall progress, a
 result per file (key and verdict) as each ends, and the worst outcome as the exit code.
 
-``files_at_once`` files are in flight together. Each goes the way the uploader sends one file
-(``Uploader.send``): a file that fits in one part goes as one form POST, a larger one as a
-multipart upload with its own ``concurrency`` part workers. Then the same worker waits for that
+``files_at_once`` files are in flight together. A file that fits in one request goes as one
+presigned PUT signed in a batch of up to ``batch_size`` small files (client.put_batch: one API
+call per batch, not per file), or with ``batch_size=None`` as one form POST; a larger one as a
+multipart upload with its own ``concurrency`` part workers (``Uploader.send``). Then the same worker waits for that
 file's verdict, so verdicts are awaited concurrently too, and a slow validation does not hold
 back the next file's bytes more than one worker's worth. At most
 ``files_at_once x (concurrency + 1)`` HTTP requests are in flight at once: per file, its part
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 from client.cancellation import Cancellation, TransferCancelled
 from client.engine import ProgressCallback, UploadResult, WhenStopped
 from client.errors import ExitCode, KeptUpload, UploadClientError, UploadInterrupted, exit_code_for
+from client.put_batch import DEFAULT_BATCH_SIZE, PutBatches
 
 if TYPE_CHECKING:
     from client.uploader import Uploader
@@ -125,6 +127,8 @@ class PutOptions:
     filename: str | None = None
     when_stopped: WhenStopped = field(default_factory=WhenStopped)
     form_max_bytes: int | None = None  # None: the uploader's default; 0: multipart only
+    # Small files per POST /uploads/batch (client.put_batch); None: one form per file.
+    batch_size: int | None = DEFAULT_BATCH_SIZE
 
 
 def collect(targets: Iterable[str]) -> list[Path]:
@@ -243,6 +247,7 @@ class _Batch:
         self._progress = OverallProgress(sum(size for size in sizes if size is not None), on_progress)
         self._ended: queue.SimpleQueue[tuple[int, FileOutcome]] = queue.SimpleQueue()
         self._outcomes: dict[int, FileOutcome] = {}
+        self._puts = uploader.put_batches(paths, options)
 
     def run(self, files_at_once: int) -> list[FileOutcome]:
         paths = self._paths
@@ -280,7 +285,15 @@ class _Batch:
             return
         path = self._paths[index]
         try:
-            outcome = _put_one(self._uploader, path, self._options, cancellation, self._progress.for_file(index))
+            batched = self._puts if self._puts is not None and self._puts.covers(index) else None
+            outcome = _put_one(
+                self._uploader,
+                path,
+                self._options,
+                cancellation,
+                self._progress.for_file(index),
+                batch=(batched, index),
+            )
         except KeyboardInterrupt:  # raised in this worker (not by a transfer, which winds down first)
             outcome = FileOutcome(str(path), verdict="interrupted", exit_code=ExitCode.INTERRUPTED)
         except BaseException as error:  # a bug: reported for this file, the others carry on
@@ -309,18 +322,32 @@ class _Batch:
 
 
 def _put_one(
-    uploader: Uploader, path: Path, options: PutOptions, cancellation: Cancellation, on_progress: ProgressCallback
+    uploader: Uploader,
+    path: Path,
+    options: PutOptions,
+    cancellation: Cancellation,
+    on_progress: ProgressCallback,
+    *,
+    batch: tuple[PutBatches | None, int],
 ) -> FileOutcome:
+    puts, index = batch
     try:
-        result = uploader.send(
-            path,
-            content_type=options.content_type,
-            filename=options.filename,
-            on_progress=on_progress,
-            when_stopped=options.when_stopped,
-            form_max_bytes=options.form_max_bytes,
-            cancellation=cancellation,
-        )
+        if cancellation.cancelled:
+            raise UploadInterrupted(None)
+        # A small file goes through its batch's PUT; None when it must go on its own.
+        result = puts.upload(index) if puts is not None else None
+        if result is not None:
+            on_progress(result.size, result.size)
+        else:
+            result = uploader.send(
+                path,
+                content_type=options.content_type,
+                filename=options.filename,
+                on_progress=on_progress,
+                when_stopped=options.when_stopped,
+                form_max_bytes=options.form_max_bytes,
+                cancellation=cancellation,
+            )
     except UploadInterrupted as stopped:
         return FileOutcome(str(path), verdict="interrupted", exit_code=ExitCode.INTERRUPTED, kept=stopped.kept)
     except UploadClientError as error:

@@ -47,6 +47,7 @@ from client.errors import (
 from client.hints import Invocation, kept_message
 from client.parts import parse_size
 from client.progress import ProgressBar
+from client.put_batch import DEFAULT_BATCH_SIZE
 from client.uploader import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, Uploader, UploadResult
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
@@ -118,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_FILES_AT_ONCE,
         help=f"files uploaded (and awaited) together (default {DEFAULT_FILES_AT_ONCE}); at most"
         " files-at-once x (concurrency + 1) requests are in flight",
+    )
+    put.add_argument(
+        "--batch-size",
+        type=_non_negative_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"small files signed per API call (default {DEFAULT_BATCH_SIZE}, the API's most); 0: one form"
+        " POST per file",
     )
     put.add_argument(
         "--no-wait", action="store_true", help="do not wait for the validator's verdict (exit 0 once stored)"
@@ -282,6 +290,7 @@ def run_put(
         content_type=args.content_type,
         filename=args.name,
         when_stopped=WhenStopped(not args.abort_on_interrupt, args.keep_parts),
+        batch_size=args.batch_size or None,
     )
 
     def report(outcome: FileOutcome) -> None:

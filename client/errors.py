@@ -6,8 +6,10 @@ anything else is a bug and exits with ``ExitCode.INTERNAL``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -75,11 +77,13 @@ class ApiError(UploadClientError):
 
     exit_code = ExitCode.REFUSED
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(f"{message} ({status} {code})" if code else f"{message} ({status})")
         self.status = status
         self.code = code
         self.message = message
+        # The error body's other fields (e.g. ``usage`` on QuotaExceeded and TooManyUploads).
+        self.details: dict[str, Any] = dict(details or {})
 
 
 class AuthError(ApiError):

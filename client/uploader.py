@@ -11,8 +11,9 @@ client.planning (which upload, which parts: start or resume), client.part_task (
 with retries and re-signing), client.engine (the bounded executor, progress, and the one place
 that winds a stopped transfer down), client.verify (ETags, checksums and size).
 
-``put_many`` sends several files at once (client.batch): small ones as one form POST each
-(client.many), larger ones as multipart uploads, then waits for their verdicts.
+``put_many`` sends several files at once (client.batch): small ones as one presigned PUT each,
+signed in batches of up to 50 per API call (client.put_batch; or one form POST each, client.many),
+larger ones as multipart uploads, then waits for their verdicts.
 
 Ctrl-C (KeyboardInterrupt) or ``cancel()`` keeps the parts already in S3 and the state file, so
 ``resume`` sends only what is missing (``abort_on_interrupt=True`` aborts instead; the bucket's
@@ -43,11 +44,13 @@ from client.many import FormUploader, TooLargeForForm
 from client.part_task import PartSender
 from client.parts import SourceFile
 from client.planning import Planner, TransferJob, guess_content_type
+from client.put_batch import DEFAULT_BATCH_SIZE, PutBatches, small_files
 from client.retry import RetryPolicy, Transient
 from client.state import load_state, remove_state, state_path_for
 from client.transfer import DEFAULT_PUT_TIMEOUT
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_FILES_AT_ONCE",
     "DEFAULT_RETRIES",
@@ -174,13 +177,16 @@ class Uploader:
         keep_parts: bool = False,
         abort_on_interrupt: bool = False,
         form_max_bytes: int = DEFAULT_FORM_MAX_BYTES,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
     ) -> list[FileOutcome]:
         """Upload files, and every file under the folders given (recursively, hidden ones
         skipped), ``files_at_once`` (default: the uploader's) at a time, then wait for each
         verdict (unless ``wait=False``), concurrently too; one ``FileOutcome`` per file, in order.
 
-        Each file goes as ``send`` decides (a form POST when it fits in one part and
-        ``form_max_bytes``, else a multipart upload with ``concurrency`` parts in flight). A file
+        A file that fits in one part and ``form_max_bytes`` goes as one presigned PUT, signed with
+        up to ``batch_size - 1`` other small files in one API call (``batch_size=None``: one form
+        POST each, one API call per file); a larger one as a multipart upload with
+        ``concurrency`` parts in flight. A file
         that fails does not stop the others. ``on_progress(done, total)`` follows the bytes of all
         files (one call at a time, from the workers; never decreasing); ``on_result`` gets each
         outcome as it ends, from the calling thread. ``client.batch.worst(outcomes)`` is the
@@ -193,6 +199,7 @@ class Uploader:
             content_type=content_type,
             when_stopped=WhenStopped(not abort_on_interrupt, keep_parts),
             form_max_bytes=form_max_bytes,
+            batch_size=batch_size,
         )
         return put_files(
             self,
@@ -211,11 +218,15 @@ class Uploader:
         concurrency: int | None = None,
         form_max_bytes: int = DEFAULT_FORM_MAX_BYTES,
         on_file: Callable[[FileOutcome], None] | None = None,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
     ) -> list[FileOutcome]:
         """``put_many`` of exactly these files, ``concurrency`` (default: the uploader's
         ``concurrency``, as before ``files_at_once`` existed) at a time, without waiting for
-        verdicts (each outcome's verdict is ``pending``)."""
-        options = PutOptions(wait=False, content_type=content_type, form_max_bytes=form_max_bytes)
+        verdicts (each outcome's verdict is ``pending``); small files signed ``batch_size`` per
+        API call (None: one form each)."""
+        options = PutOptions(
+            wait=False, content_type=content_type, form_max_bytes=form_max_bytes, batch_size=batch_size
+        )
         return put_files(
             self,
             [Path(path) for path in paths],
@@ -238,9 +249,7 @@ class Uploader:
         """One file of ``put_many``: as one form POST when it fits in one part (of ``part_size``,
         when set) and in ``form_max_bytes`` (two calls instead of four, no state file), else as
         a multipart upload (``upload``). ``cancellation`` stops it from another thread."""
-        limit = DEFAULT_FORM_MAX_BYTES if form_max_bytes is None else form_max_bytes
-        if self.part_size is not None:
-            limit = min(limit, self.part_size)
+        limit = self.single_request_limit(form_max_bytes)
         stop = cancellation or Cancellation()
         if stop.cancelled:
             raise UploadInterrupted(None)
@@ -258,6 +267,31 @@ class Uploader:
             name = filename or path.name
             job = self._planner.start(source, filename=name, content_type=content_type or guess_content_type(name))
             return self._transfer(job, on_progress, when_stopped, stop)
+
+    def single_request_limit(self, form_max_bytes: int | None) -> int:
+        """The largest file sent in one request (a form or a batch's PUT): within one part (of
+        ``part_size``, when set) and ``form_max_bytes`` (None: the default; 0: never)."""
+        limit = DEFAULT_FORM_MAX_BYTES if form_max_bytes is None else form_max_bytes
+        return limit if self.part_size is None else min(limit, self.part_size)
+
+    def put_batches(self, paths: Sequence[Path], options: PutOptions) -> PutBatches | None:
+        """The batch signer for the small files of ``paths`` (None when batches are off or none
+        is small); ``put_files`` sends each small file through it."""
+        limit = self.single_request_limit(options.form_max_bytes)
+        if options.batch_size is None or limit <= 0:
+            return None
+        files = small_files(paths, limit=limit, content_type=options.content_type, filename=options.filename)
+        if not files:
+            return None
+        return PutBatches(
+            self.api,
+            self.session,
+            files,
+            batch_size=options.batch_size,
+            policy=self.policy,
+            sleep=self._sleep,
+            timeout=self._put_timeout,
+        )
 
     def resume(
         self,

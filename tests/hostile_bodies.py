@@ -27,6 +27,9 @@ HOSTILE = {
 VALID_BODIES: dict[str, dict[str, Any]] = {
     "/uploads": {"filename": "a.png", "contentType": "image/png", "size": 10},
     "/uploads/form": {"filename": "a.png", "contentType": "image/png", "size": 10},
+    "/uploads/batch": {
+        "files": [{"filename": "a.png", "contentType": "image/png", "size": 10, "checksumCrc32": "AAAAAA=="}]
+    },
     "/uploads/{uploadId}/parts": {"key": KEY, "partNumbers": [1]},
     "/uploads/{uploadId}/complete": {"key": KEY},
     "/s3/multipart": {"filename": "a.png", "type": "image/png"},

@@ -12,6 +12,7 @@ from typing import Self
 
 from pydantic import Field
 
+from upload_core.put_batches import MAX_BATCH_FILES
 from upload_core.uploads import ObjectStatus
 from upload_edge.models import ApiModel
 
@@ -62,6 +63,18 @@ class FormUploadRequest(ApiModel):
     filename: str = Field(min_length=1, max_length=MAX_FILENAME_CHARS)
     content_type: str = Field(min_length=1, max_length=255)
     size: int = Field(ge=0)
+
+
+class BatchFileIn(ApiModel):
+    filename: str = Field(min_length=1, max_length=MAX_FILENAME_CHARS)
+    content_type: str = Field(min_length=1, max_length=255)
+    size: int = Field(ge=0)
+    # base64 of the file's CRC32 (4 bytes), as S3's x-amz-checksum-crc32 header carries it.
+    checksum_crc32: str = Field(min_length=1, max_length=16)
+
+
+class PutBatchRequest(ApiModel):
+    files: list[BatchFileIn] = Field(min_length=1, max_length=MAX_BATCH_FILES)
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -132,6 +145,20 @@ class FormUploadOut(ApiModel):
     url: str
     fields: dict[str, str]
     key: str
+    expires_at: datetime
+
+
+class SignedFilePutOut(ApiModel):
+    file_id: str
+    key: str
+    url: str
+    # Send exactly these with a PUT of exactly `size` bytes: S3 refuses anything else.
+    headers: dict[str, str]
+    size: int
+
+
+class PutBatchOut(ApiModel):
+    files: list[SignedFilePutOut]
     expires_at: datetime
 
 

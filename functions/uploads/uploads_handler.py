@@ -13,8 +13,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import companion_routes
-from service_factory import upload_service
+from service_factory import put_batches, upload_service
 from upload_core.observability import logger, metrics, tracer
+from upload_core.put_batches import BatchFile, PutBatches
 from upload_core.settings import get_settings
 from upload_core.uploads import ClientPart, PartRequest, UploadService
 from upload_edge import api_document
@@ -30,6 +31,8 @@ from upload_models import (
     FormUploadRequest,
     ObjectStatusOut,
     PendingUploadsOut,
+    PutBatchOut,
+    PutBatchRequest,
     SignedPartsOut,
     SignPartsRequest,
     UploadedPartsOut,
@@ -43,6 +46,7 @@ app.include_router(uppy_sign_routes.router)
 
 Caller = Annotated[str, Depends(caller_id)]
 Service = Annotated[UploadService, Depends(upload_service)]
+Batches = Annotated[PutBatches, Depends(put_batches)]
 KeyQuery = Annotated[str, Query(min_length=1, max_length=1024)]
 
 
@@ -146,6 +150,32 @@ def form_upload(
         status_code=int(HTTPStatus.CREATED),
         content_type=content_types.APPLICATION_JSON,
         body=FormUploadOut.from_domain(upload),
+    )
+
+
+@app.post(
+    "/uploads/batch",
+    summary="Presigned PUTs for up to 50 small files at once",
+    description=(
+        "Each file is checked as a form is (type, size); the caller's rate counts every file, and"
+        " the quota and in-flight slots of all of them are reserved together or not at all. Each"
+        " URL signs the file's exact length, type and CRC32, and If-None-Match: *."
+    ),
+    responses=docs.responses(
+        201, PutBatchOut, "One URL and its headers per file, in order", docs.UNSUPPORTED, docs.TOO_MANY
+    ),
+)
+def put_batch(request: Annotated[PutBatchRequest, Body()], caller: Caller, batches: Batches) -> Response[PutBatchOut]:
+    files = [
+        BatchFile(
+            filename=file.filename, content_type=file.content_type, size=file.size, checksum_crc32=file.checksum_crc32
+        )
+        for file in request.files
+    ]
+    return Response(
+        status_code=int(HTTPStatus.CREATED),
+        content_type=content_types.APPLICATION_JSON,
+        body=PutBatchOut.from_domain(batches.sign(caller, files)),
     )
 
 

@@ -229,6 +229,16 @@ EXPECTATIONS: dict[str, Expectation] = {
         owner=201,
         other=201,
     ),
+    "POST /uploads/batch": Expectation(
+        _fixed(
+            "/uploads/batch",
+            json={
+                "files": [{"filename": "f.png", "contentType": "image/png", "size": 10, "checksumCrc32": "AAAAAA=="}]
+            },
+        ),
+        owner=201,
+        other=201,
+    ),
     "GET /objects/status": Expectation(_object_status, owner=200, other=403),
     "GET /s3/params": Expectation(_fixed("/s3/params", params={"filename": "p.png", "type": "image/png"}), 200, 200),
     "POST /s3/multipart": Expectation(

@@ -199,6 +199,13 @@ def _aim_at(case: Any, resources: Resources) -> None:
             body.update(method="POST", name="fuzz.png", type="image/png", size=len(PART))
             for later in ("uploadId", "partNumber", "partSize", "expiresIn"):
                 body.pop(later, None)
+        if case.path == "/uploads/batch" and isinstance(body.get("files"), list):
+            # Each file as a form is aimed: an allowed type, a size within the limit, a CRC32.
+            for file in body["files"]:
+                if isinstance(file, dict):
+                    file.update(contentType="image/png", checksumCrc32="AAAAAA==")
+                    if isinstance(file.get("size"), int):
+                        file["size"] = file["size"] % (64 * 1024 * 1024)
         if case.path.startswith("/s3/") and case.path.endswith("/complete"):
             body["parts"] = [{"PartNumber": 1, "ETag": upload.etag}]  # Companion's parts are required
 

@@ -11,6 +11,11 @@ Small files go as forms: ``POST /uploads/form`` (refused with 413 over ``form_ma
 multipart/form-data POST to http://s3.test/bucket, answered with the body's MD5 as ETag;
 ``on_form(key)`` is called before a form POST is answered.
 
+With ``batch_route`` on, ``POST /uploads/batch`` signs whole-file PUTs to http://s3.test/bucket/<key>
+(CRC32 checked against the body, a second PUT at a key refused with 412, ``put_faults`` for the next
+PUTs: "500", "drop", "lost": stored but the answer lost); ``batch_slots`` is the upload slots free
+(beyond them: 429 TooManyUploads with the usage). Off, the route answers 404 as an older API would.
+
 A part body that is a file (the client streams its parts) is read ``read_block`` bytes at a time,
 as urllib3 does with 16 KiB, and ``on_block(part, bytes_read)`` is called after each block.
 """
@@ -84,6 +89,11 @@ class FakeBackend(BaseAdapter):
         self.on_form: Any = None  # called with the key before a form POST is answered
         self.form_max_size = 1 << 30
         self.form_posts: list[str] = []  # keys stored by form POSTs
+        self.batch_route = False
+        self.batch_slots: int | None = None
+        self.batches: list[int] = []  # files per POST /uploads/batch answered
+        self.whole_puts: list[str] = []  # keys stored by batch PUTs
+        self.put_faults: list[str] = []
         self.read_block = 2
         self.on_block: Any = None  # called with (part number, bytes read so far) while a body is read
         self._lock = threading.Lock()
@@ -115,6 +125,8 @@ class FakeBackend(BaseAdapter):
             return streamed
         if request.method == "POST":
             return self._s3_form(request)
+        if "put" in query:
+            return self._s3_whole_put(request, unquote(url.path.split("/", 2)[2]))
         number = int(query["partNumber"])
         with self._lock:
             self.in_flight += 1
@@ -151,6 +163,61 @@ class FakeBackend(BaseAdapter):
             self.objects[key] = data
             self.form_posts.append(key)
         return response(204, b"", {"ETag": f'"{md5_hex(data)}"', "Location": f"{S3}/bucket/{quote(key)}"})
+
+    def _s3_whole_put(self, request: requests.PreparedRequest, key: str) -> requests.Response:
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+        headers = CaseInsensitiveDict(request.headers)
+        with self._lock:
+            fault = self.put_faults.pop(0) if self.put_faults else None
+        if fault == "drop":
+            raise requests.exceptions.ConnectionError("connection dropped (fake)")
+        if fault == "500":
+            return xml_error(500, "InternalError", "We encountered an internal error.")
+        if headers.get("x-amz-checksum-crc32") != CHECKSUM_OF["crc32"](body):
+            return xml_error(400, "BadDigest", "The CRC32 you specified did not match.")
+        with self._lock:
+            if headers.get("If-None-Match") == "*" and key in self.objects:
+                return xml_error(412, "PreconditionFailed", "At least one of the pre-conditions did not hold")
+            self.objects[key] = body
+            self.whole_puts.append(key)
+        if fault == "lost":
+            raise requests.exceptions.ReadTimeout("the answer was lost (fake)")
+        return response(200, b"", {"ETag": f'"{md5_hex(body)}"'})
+
+    def _batch(self, data: Mapping[str, Any]) -> requests.Response:
+        if not self.batch_route:
+            return json_response(404, {"message": "Not Found"})
+        files = data["files"]
+        for file in files:
+            refused = self._refuse_type(file)
+            if refused is not None:
+                return refused
+            if file["size"] > self.form_max_size:
+                return json_response(413, {"code": "UploadTooLarge", "message": "too large for one request"})
+        if self.batch_slots is not None and len(files) > self.batch_slots:
+            usage = {"uploadsInFlight": 10 - self.batch_slots, "maxUploads": 10}
+            return json_response(429, {"code": "TooManyUploads", "message": "too many", "usage": usage})
+        if self.batch_slots is not None:
+            self.batch_slots -= len(files)
+        self.batches.append(len(files))
+        signed = []
+        for file in files:
+            key = f"uploads/tester/{uuid.uuid4().hex}/{file['filename']}"
+            headers = {
+                "Content-Type": file["contentType"],
+                "x-amz-checksum-crc32": file["checksumCrc32"],
+                "If-None-Match": "*",
+            }
+            signed.append(
+                {
+                    "fileId": key.split("/")[-2],
+                    "key": key,
+                    "url": f"{S3}/bucket/{quote(key)}?put=1&X-Amz-Signature=s",
+                    "headers": headers,
+                    "size": file["size"],
+                }
+            )
+        return json_response(201, {"files": signed, "expiresAt": "2026-01-01T00:15:00Z"})
 
     def _read_body(self, request: requests.PreparedRequest, number: int) -> bytes:
         body: Any = request.body
@@ -220,6 +287,8 @@ class FakeBackend(BaseAdapter):
             return self._create(data)
         if method == "POST" and segments == ["uploads", "form"]:
             return self._form(data)
+        if method == "POST" and segments == ["uploads", "batch"]:
+            return self._batch(data)
         if method == "GET" and segments == ["uploads"]:
             pending = [
                 {"uploadId": u.upload_id, "key": u.key, "initiated": f"2026-01-01T00:00:{i:02d}Z"}

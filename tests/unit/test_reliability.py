@@ -23,7 +23,7 @@ from upload_core.settings import MIB, Settings, SettingsError
 from upload_core.uploads import UploadService
 
 
-@pytest.mark.parametrize("path", ["/uploads", "/uploads/form"])
+@pytest.mark.parametrize("path", ["/uploads", "/uploads/form", "/uploads/batch"])
 def test_a_body_that_is_not_utf8_is_a_400_not_a_500(s3_client: Any, lambda_context: FakeContext, path: str) -> None:
     # Given a body API Gateway had to base64-encode because it is not UTF-8
     event = http_event("POST", path, raw_body="x")

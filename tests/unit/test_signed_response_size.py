@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from upload_core import keys
-from upload_core.part_urls import PartToPresign
+from upload_core.presigned_urls import PartToPresign
 from upload_core.s3 import S3Gateway
 from upload_core.settings import MAX_SIGNED_PARTS_PER_RESPONSE, Settings
 

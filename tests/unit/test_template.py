@@ -34,6 +34,7 @@ EXPECTED_ROUTES = {
     "POST /uploads/{uploadId}/complete": "UploadsFunction",
     "DELETE /uploads/{uploadId}": "UploadsFunction",
     "POST /uploads/form": "UploadsFunction",
+    "POST /uploads/batch": "UploadsFunction",
     "GET /s3/params": "UploadsFunction",
     "POST /s3/multipart": "UploadsFunction",
     "GET /s3/multipart/{uploadId}/{partNumber}": "UploadsFunction",

@@ -67,6 +67,12 @@ def new_key(upload_prefix: str, owner: str, filename: str) -> str:
     return f"{owner_prefix(upload_prefix, owner)}{uuid.uuid4().hex}/{sanitize_filename(filename)}"
 
 
+def file_id_of(key: str) -> str:
+    """The fileId of a key the API made (``<prefix>/<owner>/<fileId>/<name>``)."""
+    parts = key.split("/")
+    return parts[-2] if len(parts) >= 3 else key
+
+
 def ensure_owned(upload_prefix: str, owner: str, key: str) -> str:
     """Return the key if it is one this API could have made for this caller, else refuse.
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -41,6 +41,8 @@ OWNER_FILES_INDEX = "OwnerFiles"
 # The sparse index's partition: few writes per second each, spread over shards.
 _OPEN_SHARDS = 4
 RATE_WINDOW_SECONDS = 60
+# Plans one reserve_all records: a DynamoDB transaction holds 100 items, the usage is one of them.
+MAX_PLANS_AT_ONCE = 99
 
 
 class VersionClaim(StrEnum):
@@ -263,25 +265,27 @@ class Registry:
         )
 
     # --- request rate ----------------------------------------------------------------------------
-    def count_request(self, owner: str, per_minute: int) -> None:
-        """Count one request against the owner's rate; 429 with Retry-After when over it."""
+    def count_request(self, owner: str, per_minute: int, count: int = 1) -> None:
+        """Count ``count`` requests (a batch counts each of its files) against the owner's rate,
+        all or none; 429 with Retry-After when they do not fit in this minute."""
         now = self.now()
         window = now - now % RATE_WINDOW_SECONDS
-        counted = self._conditional_update(
+        counted = count <= per_minute and self._conditional_update(
             Key=_key(_owner_pk(owner), f"RATE#{window}"),
-            UpdateExpression="ADD requests :one SET #ttl = :ttl",
-            ConditionExpression="attribute_not_exists(requests) OR requests < :limit",
+            UpdateExpression="ADD requests :count SET #ttl = :ttl",
+            ConditionExpression="attribute_not_exists(requests) OR requests <= :before",
             ExpressionAttributeNames={"#ttl": "ttl"},
             ExpressionAttributeValues={
-                ":one": _n(1),
-                ":limit": _n(per_minute),
+                ":count": _n(count),
+                ":before": _n(per_minute - count),
                 ":ttl": _n(window + 2 * RATE_WINDOW_SECONDS),
             },
         )
         if not counted:
             retry_after = max(1, window + RATE_WINDOW_SECONDS - now)
+            asked = "" if count == 1 else f" ({count} asked at once)"
             raise TooManyRequests(
-                f"more than {per_minute} requests in a minute; retry in {retry_after} s",
+                f"more than {per_minute} requests in a minute{asked}; retry in {retry_after} s",
                 retry_after_seconds=retry_after,
                 code="TooManyRequests",
             )
@@ -290,33 +294,45 @@ class Registry:
     def reserve(self, plan: UploadPlan) -> UploadPlan:
         """Record the plan and reserve its bytes and one upload slot, atomically and only within
         the owner's quota and in-flight limit. Raises QuotaExceeded (413) or TooManyRequests (429)."""
-        for _ in range(3):  # a concurrent change of the owner's overrides is the only reason to retry
-            usage = self.usage(plan.owner)
-            self._check_fits(usage, plan.reserved_bytes)
+        return self.reserve_all([plan])[0]
+
+    def reserve_all(self, plans: Sequence[UploadPlan]) -> list[UploadPlan]:
+        """Record one owner's plans and reserve their bytes and one upload slot each, in one
+        transaction: all of them within the owner's quota and in-flight limit, or none (413
+        QuotaExceeded, 429 TooManyUploads). At most MAX_PLANS_AT_ONCE plans (a transaction holds
+        100 items: the plans and the usage)."""
+        if not plans or len(plans) > MAX_PLANS_AT_ONCE or len({plan.owner for plan in plans}) != 1:
+            raise ValueError(f"reserve_all takes 1 to {MAX_PLANS_AT_ONCE} plans of one owner")
+        owner = plans[0].owner
+        size = sum(plan.reserved_bytes for plan in plans)
+        for _ in range(3):  # a concurrent change of the owner's usage is the only reason to retry
+            usage = self.usage(owner)
+            self._check_fits(usage, size, slots=len(plans))
             try:
                 self.client.transact_write_items(
                     TransactItems=[
-                        {"Put": self._put_plan(plan, condition="attribute_not_exists(pk)")},
-                        {"Update": self._reserve_update(usage, plan.reserved_bytes)},
+                        *({"Put": self._put_plan(plan, condition="attribute_not_exists(pk)")} for plan in plans),
+                        {"Update": self._reserve_update(usage, size, slots=len(plans))},
                     ]
                 )
             except ClientError as error:
                 if _error_code(error) != "TransactionCanceledException":
                     raise registry_error(error) from error
-                if _cancelled_on(error, 0):
+                if any(_cancelled_on(error, index) for index in range(len(plans))):
                     raise UpstreamError("a plan for this key already exists", code="PlanExists") from None
                 continue  # usage moved under us: read it again and decide again
             except BotoCoreError as error:
                 raise registry_error(error) from error
-            return plan
+            return list(plans)
         raise TooManyRequests(
             "too many simultaneous changes to your usage; retry", retry_after_seconds=1, code="TooManyRequests"
         )
 
-    def _check_fits(self, usage: Usage, size: int) -> None:
-        if usage.uploads_in_flight >= usage.max_uploads:
+    def _check_fits(self, usage: Usage, size: int, *, slots: int = 1) -> None:
+        if usage.uploads_in_flight + slots > usage.max_uploads:
+            asked = "" if slots == 1 else f" and ask for {slots} more"
             raise TooManyRequests(
-                f"you have {usage.uploads_in_flight} uploads in flight, the limit is {usage.max_uploads};"
+                f"you have {usage.uploads_in_flight} uploads in flight{asked}, the limit is {usage.max_uploads};"
                 " complete or abort one first",
                 retry_after_seconds=60,
                 code="TooManyUploads",
@@ -329,15 +345,15 @@ class Registry:
                 details={"usage": usage.as_dict(), "limit": usage.quota_bytes, "requested": size},
             )
 
-    def _reserve_update(self, usage: Usage, size: int) -> dict[str, Any]:
+    def _reserve_update(self, usage: Usage, size: int, *, slots: int = 1) -> dict[str, Any]:
         # The condition restates the check just made, against the values it was made on: the
         # override (or its absence) and the used bytes and slots. Arithmetic happens here, not
         # in DynamoDB, which cannot add inside a condition.
         values: dict[str, Any] = {
             ":size": _n(size),
-            ":one": _n(1),
+            ":slots": _n(slots),
             ":max_used": _n(usage.quota_bytes - size),
-            ":max_inflight": _n(usage.max_uploads - 1),
+            ":max_inflight": _n(usage.max_uploads - slots),
         }
         conditions = [
             "(attribute_not_exists(usedBytes) OR usedBytes <= :max_used)",
@@ -355,7 +371,7 @@ class Registry:
         return {
             "TableName": self._table,
             "Key": _key(_owner_pk(usage.owner), "USAGE"),
-            "UpdateExpression": "ADD usedBytes :size, reservedBytes :size, inflight :one",
+            "UpdateExpression": "ADD usedBytes :size, reservedBytes :size, inflight :slots",
             "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeValues": values,
         }

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from upload_core.errors import Conflict, InvalidRequest, NotFound, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger
-from upload_core.part_urls import PartToPresign, PartUrlSigner
+from upload_core.presigned_urls import PartToPresign, PutToPresign, UrlSigner
 from upload_core.settings import Settings
 
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
@@ -101,6 +101,8 @@ class S3Gateway:
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         self._settings = settings
         self._client = client
+        self._url_signer: UrlSigner | None = None
+        self._put_signer: UrlSigner | None = None
 
     @property
     def bucket(self) -> str:
@@ -111,6 +113,12 @@ class S3Gateway:
         if self._client is None:
             self._client = build_s3_client(self._settings)
         return self._client
+
+    @property
+    def _signer(self) -> UrlSigner:
+        if self._url_signer is None:
+            self._url_signer = UrlSigner(self.client)
+        return self._url_signer
 
     # --- multipart -------------------------------------------------------------------------------
     def create_multipart_upload(
@@ -166,7 +174,7 @@ class S3Gateway:
     ) -> list[str]:
         """Part URLs, one per part in the order given, each signing its part's headers (with
         Content-Length, S3 refuses a body of any other length; with a checksum, any other body)."""
-        return PartUrlSigner(self.client).presign(self.bucket, key, upload_id, parts, expires_in=expires_in)
+        return self._signer.presign_parts(self.bucket, key, upload_id, parts, expires_in=expires_in)
 
     def list_parts(self, key: str, upload_id: str) -> PartsListing:
         parts: list[UploadedPart] = []
@@ -430,6 +438,16 @@ class S3Gateway:
         }
         return self._presign("put_object", params, expires_in)
 
+    def presign_put_objects(self, puts: Sequence[PutToPresign], *, expires_in: int) -> list[str]:
+        """PutObject URLs, one per file in the order given, each signing its file's headers (with
+        Content-Length and a checksum, S3 refuses any other body; with If-None-Match, a second
+        write at the key), its metadata and tags included: these clients send headers, and S3 is
+        reported to ignore a hoisted x-amz-tagging (docs/limits.md), so they stay headers here,
+        signed on a second client without the hoisting hook (made once, on first use)."""
+        if self._put_signer is None:
+            self._put_signer = UrlSigner(build_s3_client(self._settings, hoist=False))
+        return self._put_signer.presign_puts(self.bucket, puts, expires_in=expires_in)
+
     def presign_create_multipart_upload(
         self, key: str, *, content_type: str, metadata: Mapping[str, str], tags: Mapping[str, str], expires_in: int
     ) -> str:
@@ -461,8 +479,9 @@ class S3Gateway:
         return str(self.client.generate_presigned_url(operation, Params=dict(params), ExpiresIn=expires_in))
 
 
-def build_s3_client(settings: Settings) -> Any:
-    """A SigV4 client on a regional endpoint: SSE-KMS buckets refuse SigV2 presigned URLs."""
+def build_s3_client(settings: Settings, *, hoist: bool = True) -> Any:
+    """A SigV4 client on a regional endpoint: SSE-KMS buckets refuse SigV2 presigned URLs.
+    ``hoist``: its presigned URLs carry x-amz-* headers as query parameters (see below)."""
     endpoint = settings.s3_endpoint_url or f"https://s3.{settings.region}.amazonaws.com"
     config = Config(
         signature_version="s3v4",
@@ -478,7 +497,8 @@ def build_s3_client(settings: Settings) -> Any:
         response_checksum_validation="when_required",
     )
     client = boto3.client("s3", region_name=settings.region, endpoint_url=endpoint, config=config)
-    hoist_presigned_amz_headers(client)
+    if hoist:
+        hoist_presigned_amz_headers(client)
     return client
 
 

@@ -20,7 +20,7 @@ from upload_core import keys, object_meta, parts
 from upload_core.content_types import ensure_allowed
 from upload_core.errors import Conflict, InvalidRequest, NotFound, TooLarge, UploadError, UpstreamError, UpstreamTimeout
 from upload_core.observability import logger, metrics
-from upload_core.part_urls import PartToPresign
+from upload_core.presigned_urls import PartToPresign
 from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, registry_for
 from upload_core.s3 import CHECKSUM_ALGORITHMS, PendingUpload, S3Gateway, UploadedPart
 from upload_core.settings import S3_MAX_PARTS, S3_MIN_PART_SIZE, Settings
@@ -517,6 +517,18 @@ class UploadService:
         """Reserve a single-request upload (a form or a whole-file PUT) at a new key: its key, its
         normalized content type and the URL's life."""
         settings = self._settings
+        normalized_type = self.single_request_type(content_type, size)
+        self._registry.count_request(owner, settings.max_requests_per_minute)
+        key = keys.new_key(settings.upload_prefix, owner, filename)
+        self._registry.reserve(self.single_request_plan(owner, key, content_type=normalized_type, size=size))
+        self._registry.open(key, None)
+        return key, normalized_type, settings.url_expiry_seconds
+
+    def single_request_type(self, content_type: str, size: int | None) -> str:
+        """The checks every single-request upload (form, whole-file PUT, batch file) passes before
+        anything is reserved: an allowed content type (415) and a size within the form limit
+        (400, 413). Returns the normalized content type."""
+        settings = self._settings
         normalized_type = ensure_allowed(content_type, settings.allowed_content_types)
         if size is not None:
             if size < 0:
@@ -527,22 +539,31 @@ class UploadService:
                     " bytes; use a multipart upload",
                     code="UploadTooLarge",
                 )
-        self._registry.count_request(owner, settings.max_requests_per_minute)
-        key = keys.new_key(settings.upload_prefix, owner, filename)
-        expires_in = settings.url_expiry_seconds
-        self._reserve(
-            owner,
-            key,
+        return normalized_type
+
+    def single_request_plan(
+        self, owner: str, key: str, *, content_type: str, size: int | None, state: PlanState = PlanState.CREATING
+    ) -> UploadPlan:
+        """The plan of a single-request upload at ``key`` (kind FORM): the validator settles it when
+        its object arrives, the sweeper when its time is up."""
+        settings = self._settings
+        now = int(self._clock())
+        return UploadPlan(
+            key=key,
+            owner=owner,
             kind=PlanKind.FORM,
             reserved_bytes=size if size is not None else settings.max_form_upload_bytes,
-            # The validator settles a form's plan when its object arrives; past the URL's life
-            # (and a margin for a slow queue) the sweeper settles or releases it.
-            ttl_seconds=expires_in + FORM_SETTLE_MARGIN_SECONDS,
+            created_at=now,
+            # Past the URL's life (and a margin for a slow queue) the sweeper settles or releases it.
+            expires_at=now + settings.url_expiry_seconds + FORM_SETTLE_MARGIN_SECONDS,
+            state=state,
             declared_size=size,
-            content_type=normalized_type,
+            content_type=content_type,
         )
-        self._registry.open(key, None)
-        return key, normalized_type, expires_in
+
+    def expires_at(self, seconds: int) -> datetime:
+        """When a URL signed now for ``seconds`` expires (whole seconds)."""
+        return self._expires_at(seconds)
 
     def _expires_at(self, seconds: int) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC).replace(microsecond=0) + timedelta(seconds=seconds)

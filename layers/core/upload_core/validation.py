@@ -40,6 +40,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from upload_core.errors import NotFound
 from upload_core.formats.errors import Reason
 from upload_core.inspection import Verdict, inspect
+from upload_core.keys import file_id_of
 from upload_core.object_meta import REASON_TAG, STATUS_REJECTED, STATUS_TAG, STATUS_VALID
 from upload_core.observability import logger, metrics, tracer
 from upload_core.registry import FileRecord, FileStatus, PlanState, Registry, VersionClaim, registry_for
@@ -103,12 +104,6 @@ class Outcome:
     action: Action
     verdict: Verdict | None = None
     bytes_read: int = 0
-
-
-def file_id_of(key: str) -> str:
-    """The fileId of a key the API made (``<prefix>/<owner>/<fileId>/<name>``)."""
-    parts = key.split("/")
-    return parts[-2] if len(parts) >= 3 else key
 
 
 def verdict_tags(verdict: Verdict) -> dict[str, str]:

@@ -32,6 +32,7 @@ FORBIDDEN = {403: error("The key is not one the API gave the caller")}
 NOT_FOUND = {404: error("No such upload for this key, or no object at it")}
 CONFLICT = {409: error("The object was changed by another request")}
 UNSUPPORTED = {415: error("The content type is not allowed")}
+TOO_MANY = {429: error("Over the caller's request rate or uploads in flight (Retry-After says when to retry)")}
 
 
 def responses(status: int, model: Any, description: str, *extra: dict[int, Any]) -> dict[int, Any]:

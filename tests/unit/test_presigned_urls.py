@@ -1,5 +1,5 @@
-"""The batch part signer returns, byte for byte, the URL `generate_presigned_url` returns for the
-same part at the same time: same host and path style, query, signed headers, expiry, token."""
+"""The batch URL signer returns, byte for byte, the URL `generate_presigned_url` returns for the
+same part (or file) at the same time: same host and path style, query, signed headers, expiry, token."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from upload_core.part_urls import PartToPresign, PartUrlSigner
-from upload_core.s3 import S3Gateway, build_s3_client
+from upload_core.presigned_urls import PartToPresign, PutToPresign, UrlSigner
+from upload_core.s3 import S3Gateway, build_s3_client, encode_tag_query
 from upload_core.settings import Settings
 
 FROZEN = datetime.datetime(2026, 12, 2, 18, 0, 0)  # botocore signs with a naive UTC datetime
@@ -28,7 +28,9 @@ def frozen_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("botocore.auth.get_current_datetime", lambda *args, **kwargs: FROZEN)
 
 
-def client_for(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, token: str | None) -> Any:
+def client_for(
+    settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, token: str | None, *, hoist: bool = True
+) -> Any:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     if token:
@@ -36,7 +38,7 @@ def client_for(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, to
     else:
         monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    return build_s3_client(Settings.from_env(settings_env))
+    return build_s3_client(Settings.from_env(settings_env), hoist=hoist)
 
 
 def botocore_url(client: Any, bucket: str, part: PartToPresign, *, key: str = KEY, upload_id: str = UPLOAD_ID) -> str:
@@ -103,7 +105,7 @@ def test_every_url_is_the_one_generate_presigned_url_makes(
     parts = mixed_parts()
     through_botocore = spy_on_generate_presigned_url(client, monkeypatch)
     # When the batch is signed
-    urls = PartUrlSigner(client).presign(bucket, KEY, UPLOAD_ID, parts, expires_in=900)
+    urls = UrlSigner(client).presign_parts(bucket, KEY, UPLOAD_ID, parts, expires_in=900)
     # Then only the first part of each set of signed headers went through generate_presigned_url
     assert through_botocore == [1, 2, 3, 6]
     # And each URL is exactly botocore's for the same part at the same time
@@ -143,7 +145,7 @@ def test_when_botocore_signs_a_header_it_was_not_given_every_part_goes_through_b
     parts = mixed_parts()
     through_botocore = spy_on_generate_presigned_url(client, monkeypatch)
     # When a batch is signed
-    urls = PartUrlSigner(client).presign("local-bucket", KEY, UPLOAD_ID, parts, expires_in=900)
+    urls = UrlSigner(client).presign_parts("local-bucket", KEY, UPLOAD_ID, parts, expires_in=900)
     # Then every part went through botocore, so the URLs sign what botocore signs
     assert through_botocore == [part.part_number for part in parts]
     assert all("x-amz-request-payer" in url for url in urls)
@@ -157,7 +159,7 @@ def test_a_client_with_another_signer_is_never_signed_here(monkeypatch: pytest.M
     client = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3"))
     parts = [PartToPresign(n, {"Content-MD5": MD5}) for n in range(1, 4)]
     # When a batch is signed, then each URL is botocore's own
-    urls = PartUrlSigner(client).presign("local-bucket", KEY, UPLOAD_ID, parts, expires_in=900)
+    urls = UrlSigner(client).presign_parts("local-bucket", KEY, UPLOAD_ID, parts, expires_in=900)
     assert urls == [botocore_url(client, "local-bucket", part) for part in parts]
     assert "X-Amz-Algorithm" not in urls[1]
 
@@ -165,6 +167,97 @@ def test_a_client_with_another_signer_is_never_signed_here(monkeypatch: pytest.M
 def test_a_header_upload_part_does_not_take_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     client = client_for(ENVIRONMENTS["local-path-style"][0], monkeypatch, None)
     with pytest.raises(ValueError, match="x-amz-meta-name"):
-        PartUrlSigner(client).presign(
+        UrlSigner(client).presign_parts(
             "local-bucket", KEY, UPLOAD_ID, [PartToPresign(1, {"x-amz-meta-name": "x"})], expires_in=900
         )
+
+
+# --- PutObject URLs of a batch of small files ---------------------------------------------------
+
+
+def small_files() -> list[PutToPresign]:
+    """Whole-file PUTs of a batch: each its own key, length, type, CRC32, name and declared size."""
+    puts = []
+    for n in range(1, 8):
+        name = f"photo {n}+é~(x).{'png' if n % 2 else 'jpg'}"
+        puts.append(
+            PutToPresign(
+                key=f"uploads/owner/{n:032x}/{name}",
+                headers={
+                    "Content-Length": str(1000 * n),
+                    "Content-Type": "image/png" if n % 2 else "image/jpeg",
+                    "x-amz-checksum-crc32": base64.b64encode(n.to_bytes(4, "big")).decode(),
+                    "If-None-Match": "*",
+                    "x-amz-meta-owner": "owner",
+                    "x-amz-meta-original-filename": name.replace("é", "%C3%A9"),
+                    "x-amz-meta-declared-size": str(n),
+                    "x-amz-tagging": encode_tag_query({"upload-status": "pending"}),
+                },
+            )
+        )
+    return puts
+
+
+def botocore_put_url(client: Any, bucket: str, put: PutToPresign) -> str:
+    """What generate_presigned_url makes for the same PutObject."""
+    headers = put.headers
+    params: dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": put.key,
+        "ContentLength": int(headers["Content-Length"]),
+        "ContentType": headers["Content-Type"],
+        "ChecksumCRC32": headers["x-amz-checksum-crc32"],
+        "IfNoneMatch": headers["If-None-Match"],
+        "Tagging": headers["x-amz-tagging"],
+        "Metadata": {
+            name.removeprefix("x-amz-meta-"): value for name, value in headers.items() if name.startswith("x-amz-meta-")
+        },
+    }
+    return str(client.generate_presigned_url("put_object", Params=params, ExpiresIn=900))
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS.values(), ids=ENVIRONMENTS.keys())
+def test_every_put_url_is_the_one_generate_presigned_url_makes(
+    monkeypatch: pytest.MonkeyPatch, environment: tuple[dict[str, str], str | None]
+) -> None:
+    # Given the API's S3 client for whole-file PUTs (no hoisting: every header stays a header)
+    settings_env, token = environment
+    client = client_for(settings_env, monkeypatch, token, hoist=False)
+    bucket = settings_env["BUCKET_NAME"]
+    puts = small_files()
+    calls: list[str] = []
+    original = client.generate_presigned_url
+
+    def spy(method: str, Params: dict[str, Any], **kwargs: Any) -> Any:
+        calls.append(Params["Key"])
+        return original(method, Params=Params, **kwargs)
+
+    monkeypatch.setattr(client, "generate_presigned_url", spy)
+    # When the batch is signed
+    urls = UrlSigner(client).presign_puts(bucket, puts, expires_in=900)
+    # Then only the first file went through botocore
+    assert calls == [puts[0].key]
+    monkeypatch.setattr(client, "generate_presigned_url", original)
+    # And each URL is exactly botocore's for the same file at the same time, signing the headers
+    assert urls == [botocore_put_url(client, bucket, put) for put in puts]
+    signed = urls[3].split("X-Amz-SignedHeaders=", 1)[1].split("&", 1)[0]
+    assert signed == (
+        "content-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-checksum-crc32%3Bx-amz-meta-declared-size"
+        "%3Bx-amz-meta-original-filename%3Bx-amz-meta-owner%3Bx-amz-tagging"
+    )
+
+
+def test_with_the_hoisting_client_every_put_goes_through_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the client whose hook moves x-amz-* headers into the query: botocore signs them there,
+    # not as the headers asked for, so no template matches and each URL is botocore's own
+    client = client_for(ENVIRONMENTS["local-path-style"][0], monkeypatch, None)
+    puts = small_files()[:3]
+    urls = UrlSigner(client).presign_puts("local-bucket", puts, expires_in=900)
+    assert urls == [botocore_put_url(client, "local-bucket", put) for put in puts]
+
+
+def test_a_header_put_object_does_not_take_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = client_for(ENVIRONMENTS["local-path-style"][0], monkeypatch, None)
+    put = PutToPresign(key="uploads/o/k/a.png", headers={"x-amz-copy-source": "elsewhere"})
+    with pytest.raises(ValueError, match="x-amz-copy-source"):
+        UrlSigner(client).presign_puts("local-bucket", [put], expires_in=900)
