@@ -35,11 +35,11 @@ import requests
 
 from bench.report import bench_main, command_line, machine_line, size_list
 from local.registry_table import create_registry_table
-from local.s3server import EmbeddedS3, s3_client
+from local.s3server import EmbeddedS3
 from local.template import load_yaml
 from upload_core.import_settings import ImportSettings
 from upload_core.remote_import import RemoteImportService
-from upload_core.s3 import S3Gateway
+from upload_core.s3 import S3Gateway, build_s3_client
 from upload_core.settings import Settings
 
 MIB = 1024 * 1024
@@ -131,7 +131,7 @@ def run_child(variant: str, size_mib: int, port: int, endpoint: str) -> Row:
     }
     url = f"http://127.0.0.1:{port}/{size_mib}.png"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.import_memory", "--child", variant, url, endpoint],
+        [sys.executable, "-m", "bench.import_memory", "--child", variant, url],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -141,6 +141,8 @@ def run_child(variant: str, size_mib: int, port: int, endpoint: str) -> Row:
     if completed.returncode != 0:
         raise RuntimeError(f"the {variant} import failed:\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
+    if result["stored_bytes"] != size_mib * MIB:  # an import that stored less was not an import
+        raise RuntimeError(f"the {variant} import stored {result['stored_bytes']} bytes of {size_mib * MIB}")
     return Row(variant, size_mib, result["baseline_mib"], result["peak_mib"], result["seconds"])
 
 
@@ -194,22 +196,28 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def child(variant: str, url: str, endpoint: str) -> dict[str, float]:
-    client = s3_client(endpoint)
+def child(variant: str, url: str) -> dict[str, float]:
+    settings = Settings.from_env()
+    # The imports function's own S3 client (S3Gateway's default: checksums only where S3 requires
+    # them), for both variants: a client with other defaults would time botocore, not the import.
+    client = build_s3_client(settings)
     client.head_bucket(Bucket=BUCKET)  # connection and credentials set up before measuring
     if variant == "streaming":
-        settings = Settings.from_env()
         service = RemoteImportService(settings, ImportSettings.from_env(), s3=S3Gateway(settings, client=client))
         baseline = peak_mib()
         started = time.perf_counter()
-        service.import_url("bench", url)
+        key = service.import_url("bench", url).key
     else:
         session = requests.Session()
+        key = f"uploads/bench/naive-{time.time_ns()}.png"
         baseline = peak_mib()
         started = time.perf_counter()
         body = session.get(url, timeout=600).content
-        client.put_object(Bucket=BUCKET, Key=f"uploads/bench/naive-{time.time_ns()}.png", Body=body)
-    return {"baseline_mib": baseline, "peak_mib": peak_mib(), "seconds": time.perf_counter() - started}
+        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+    seconds = time.perf_counter() - started
+    peak = peak_mib()
+    stored = client.head_object(Bucket=BUCKET, Key=key)["ContentLength"]  # after the clock stopped
+    return {"baseline_mib": baseline, "peak_mib": peak, "seconds": seconds, "stored_bytes": stored}
 
 
 def options(parser: argparse.ArgumentParser) -> None:
@@ -223,8 +231,8 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["--child"]:  # run_child's fresh process: one import, its figures as JSON
-        variant, url, endpoint = arguments[1:]
-        print(json.dumps(child(variant, url, endpoint)))
+        variant, url = arguments[1:]
+        print(json.dumps(child(variant, url)))
         return 0
     return bench_main(__doc__, HEADING, options, report, argv)
 
