@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 # Already loaded with boto3 (s3transfer imports it), so the thread pool costs no import time.
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from upload_core import object_meta
 from upload_core.errors import UploadError
@@ -105,9 +105,9 @@ class StreamingUpload:
         )
 
     def abort(self) -> None:
-        if self._in_flight is not None:
-            wait([self._in_flight])  # its outcome no longer matters, only that it is over
-            self._in_flight = None
+        # Closing the pool waits for the part in flight (its outcome no longer matters): S3 may
+        # keep a part whose upload ends after the abort.
+        self._in_flight = None
         self._close_pool()
         if self._upload_id is None:
             return
