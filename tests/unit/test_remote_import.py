@@ -268,23 +268,32 @@ def test_a_file_larger_than_the_cap_is_stopped_and_leaves_nothing(importer: Impo
     assert importer.nothing_left()
 
 
-def test_reading_stops_one_byte_past_the_cap(source: SourceServer) -> None:
-    # Given a 2 MiB chunked body and a fetcher capped at 1 MiB
-    source.routes["/stream"] = Reply(body=[b"\x89PNG" + b"x" * (2 * MIB - 4)], chunked=True)
+@pytest.mark.parametrize("framing", ["chunked", "close_delimited"])
+@pytest.mark.parametrize("reader", ["read", "readinto"])
+def test_reading_stops_one_byte_past_the_cap(source: SourceServer, reader: str, framing: str) -> None:
+    # Given a 2 MiB body with no length declared up front and a fetcher capped at 1 MiB
+    source.routes["/stream"] = Reply(body=[b"\x89PNG" + b"x" * (2 * MIB - 4)], **{framing: True})
     fetcher = fetcher_for(
         ImportSettings.from_env({"IMPORT_ALLOWED_DESTINATIONS": source.authority, "IMPORT_MAX_BYTES": str(MIB)})
     )
-    # When the body is read to the end
+    # When the body is read to the end, in pieces or straight into a buffer
     with fetcher.open(source.url("/stream"), Deadline(10)) as remote, pytest.raises(UploadError) as refused:
-        drain(remote)
+        drain(remote, reader)
     # Then it stopped with 413 having read exactly one byte more than the cap
     assert refused.value.status == 413
     assert remote.bytes_read == MIB + 1
 
 
-def drain(remote: Any) -> None:
-    while remote.read(64 * 1024):
-        pass
+def drain(remote: Any, reader: str = "read") -> None:
+    if reader == "read":
+        while remote.read(64 * 1024):
+            pass
+        return
+    buffer = bytearray(3 * MIB)
+    with memoryview(buffer) as view:
+        filled = 0
+        while count := remote.readinto(view[filled : filled + 700 * 1024]):
+            filled += count
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_the_body_is_read(
