@@ -53,6 +53,7 @@ REGISTRY_TABLE = "bench-registry"
 ROOT = Path(__file__).resolve().parent.parent
 HEADING = "## Remote import"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 BLOCK = bytes(range(256)) * 4096  # 1 MiB
 
 
@@ -116,7 +117,8 @@ def prepare(s3: EmbeddedS3) -> None:
 
 def run_child(variant: str, size_mib: int, port: int, endpoint: str) -> Row:
     env = {
-        **os.environ,
+        # Nothing else from this shell: an IMPORT_* or AWS_* variable set here would change what is measured.
+        **{name: os.environ[name] for name in INHERITED_ENV if name in os.environ},
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)]),
         "BUCKET_NAME": BUCKET,
         "S3_ENDPOINT_URL": endpoint,
