@@ -193,10 +193,12 @@ def markdown(rows: list[Row], argv: list[str]) -> str:
         )
     lines += [
         "",
-        "The streaming import's growth does not depend on the file's size: it is two buffers of the",
+        "The streaming import's growth does not depend on the file's size: it holds two buffers of the",
         "part size (8 MiB), allocated once, one read into straight from the socket while the other is",
-        "uploaded, plus the HTTP clients' own buffers. The naive version grows with the file, by more",
-        "than its size (the body is joined from pieces).",
+        "uploaded. Its growth reads below their 16 MiB because ru_maxrss is a high-water mark, which the",
+        "process's resident memory was already a few MiB under when the import started (its client",
+        "set-up had freed memory). The naive version grows with the file, by more than its size (the",
+        "body is joined from pieces).",
         "",
     ]
     return "\n".join(lines)

@@ -94,7 +94,8 @@ def markdown(rows: dict[tuple[str, int], list[Row]], sizes: list[int], runs: int
     growth = (
         f"Streaming's growth stays within {low:.0f}-{high:.0f} MiB from {min(sizes)} to {largest} MiB: two "
         "8 MiB part buffers, allocated once and reused, the source read straight into one (readinto) "
-        "while the other is uploaded. The naive import's grows by "
+        "while the other is uploaded (below their 16 MiB: ru_maxrss is a high-water mark the process "
+        "was already a few MiB under when the import started). The naive import's grows by "
         f"{per_mib:.1f} MiB per MiB of file (the body, and copies while it is joined), so in the imports "
         f"function's {IMPORTS_MEMORY_MIB} MiB (from a {baseline:.0f} MiB start) it could not import files "
         f"over about {naive_limit:.0f} MiB."
