@@ -58,7 +58,8 @@ def markdown(rows: dict[tuple[str, int], list[Row]], sizes: list[int], runs: int
         "background while the next is read); *naive* is `requests.get(url).content` and one",
         "`put_object`. Both use the imports function's S3 client, set up before the clock starts.",
         "*Growth* is the peak resident set size the import added to the process (ru_maxrss after minus",
-        "before); MiB/s = file size / wall time; *ratio* = streaming's rate / naive's; *completion* is",
+        "before); MiB/s = file size / wall time; *ratio* = streaming's rate / naive's (of the medians,"
+        "then the lowest and highest of the rounds, each round one import of each); *completion* is",
         f"the part of streaming's time spent in CompleteMultipartUpload. Median of {runs} imports per",
         "cell, the two variants interleaved.",
         machine_line(),
@@ -74,11 +75,13 @@ def markdown(rows: dict[tuple[str, int], list[Row]], sizes: list[int], runs: int
         stream, naive = rows[("streaming", size)], rows[("naive", size)]
         stream_s, naive_s = median([r.seconds for r in stream]), median([r.seconds for r in naive])
         ratios[size] = naive_s / stream_s
+        rounds = [n.seconds / s.seconds for s, n in zip(stream, naive, strict=True)]
         completions[size] = median([r.complete_seconds for r in stream])
         lines.append(
             f"| {size} MiB | {median([r.growth_mib for r in stream]):.0f} MiB "
             f"| {median([r.growth_mib for r in naive]):.0f} MiB "
-            f"| {size / stream_s:.0f} | {size / naive_s:.0f} | {ratios[size]:.2f}x "
+            f"| {size / stream_s:.0f} | {size / naive_s:.0f} "
+            f"| {ratios[size]:.2f}x ({min(rounds):.2f}-{max(rounds):.2f}) "
             f"| {stream_s:.2f} s | {completions[size]:.2f} s | {naive_s:.2f} s |"
         )
     largest = max(sizes)
@@ -91,8 +94,9 @@ def markdown(rows: dict[tuple[str, int], list[Row]], sizes: list[int], runs: int
     naive_limit = (IMPORTS_MEMORY_MIB - baseline) / per_mib
     ratio_list = ", ".join(f"{ratios[size]:.2f}x at {size} MiB" for size in sizes)
     completion_share = completions[largest] / median([r.seconds for r in rows[("streaming", largest)]])
+    spread = f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}-{high:.0f}"
     growth = (
-        f"Streaming's growth stays within {low:.0f}-{high:.0f} MiB from {min(sizes)} to {largest} MiB: two "
+        f"Streaming's growth stays at {spread} MiB from {min(sizes)} to {largest} MiB: two "
         "8 MiB part buffers, allocated once and reused, the source read straight into one (readinto) "
         "while the other is uploaded (below their 16 MiB: ru_maxrss is a high-water mark the process "
         "was already a few MiB under when the import started). The naive import's grows by "
