@@ -5,9 +5,13 @@ signature, generated on the fly from a 1 MiB block so the server holds no copy. 
 (MiniStack, its own process) stores the result. Each import runs in a fresh child process that
 reports its peak resident set size (ru_maxrss) before and after the import:
 
-- streaming: `RemoteImportService.import_url` (the POST /imports code path: SSRF vetting, pinned
-  connection, 8 MiB parts uploaded as they arrive);
+- streaming: `RemoteImportService.import_url` (the POST /imports code path: rate count, quota
+  reservation in the registry, SSRF vetting, pinned connection, magic bytes, 8 MiB parts, each
+  uploaded in the background while the next is read);
 - naive: `requests.get(url).content` and one `put_object` of the whole body.
+
+Both use the imports function's S3 client (`build_s3_client`), warmed up before the clock starts,
+and a run counts only if the stored object has the source's size.
 
     PYTHONPATH=layers/core .venv/bin/python -m bench.import_memory                 # print the table
     PYTHONPATH=layers/core .venv/bin/python -m bench.import_memory --write         # and update BENCHMARKS.md
@@ -33,13 +37,14 @@ from typing import Any
 
 import requests
 
-from bench.report import bench_main, command_line, machine_line, size_list
+from bench.report import bench_main, command_line, machine_line, purge, size_list
 from local.registry_table import create_registry_table
-from local.s3server import EmbeddedS3, s3_client
+from local.s3server import EmbeddedS3
 from local.template import load_yaml
 from upload_core.import_settings import ImportSettings
+from upload_core.registry import registry_for
 from upload_core.remote_import import RemoteImportService
-from upload_core.s3 import S3Gateway
+from upload_core.s3 import CompletedObject, S3Gateway, build_s3_client
 from upload_core.settings import Settings
 
 MIB = 1024 * 1024
@@ -48,6 +53,7 @@ REGISTRY_TABLE = "bench-registry"
 ROOT = Path(__file__).resolve().parent.parent
 HEADING = "## Remote import"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 BLOCK = bytes(range(256)) * 4096  # 1 MiB
 
 
@@ -96,6 +102,7 @@ class Row:
     baseline_mib: float
     peak_mib: float
     seconds: float
+    complete_seconds: float = 0.0  # of `seconds`, in CompleteMultipartUpload (streaming only)
 
     @property
     def growth_mib(self) -> float:
@@ -110,7 +117,8 @@ def prepare(s3: EmbeddedS3) -> None:
 
 def run_child(variant: str, size_mib: int, port: int, endpoint: str) -> Row:
     env = {
-        **os.environ,
+        # Nothing else from this shell: an IMPORT_* or AWS_* variable set here would change what is measured.
+        **{name: os.environ[name] for name in INHERITED_ENV if name in os.environ},
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)]),
         "BUCKET_NAME": BUCKET,
         "S3_ENDPOINT_URL": endpoint,
@@ -131,7 +139,7 @@ def run_child(variant: str, size_mib: int, port: int, endpoint: str) -> Row:
     }
     url = f"http://127.0.0.1:{port}/{size_mib}.png"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.import_memory", "--child", variant, url, endpoint],
+        [sys.executable, "-m", "bench.import_memory", "--child", variant, url],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -141,7 +149,11 @@ def run_child(variant: str, size_mib: int, port: int, endpoint: str) -> Row:
     if completed.returncode != 0:
         raise RuntimeError(f"the {variant} import failed:\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    return Row(variant, size_mib, result["baseline_mib"], result["peak_mib"], result["seconds"])
+    if result["stored_bytes"] != size_mib * MIB:  # an import that stored less was not an import
+        raise RuntimeError(f"the {variant} import stored {result['stored_bytes']} bytes of {size_mib * MIB}")
+    return Row(
+        variant, size_mib, result["baseline_mib"], result["peak_mib"], result["seconds"], result["complete_seconds"]
+    )
 
 
 def run(sizes: list[int]) -> list[Row]:
@@ -154,6 +166,7 @@ def run(sizes: list[int]) -> list[Row]:
                 summary = f"peak {row.peak_mib:7.1f} MiB (+{row.growth_mib:.1f}) in {row.seconds:.1f} s"
                 print(f"{variant:9} {size:5} MiB: {summary}", file=sys.stderr)
                 rows.append(row)
+            purge(s3.s3_client(), BUCKET)  # MiniStack keeps objects in memory
     return rows
 
 
@@ -164,8 +177,9 @@ def markdown(rows: list[Row], argv: list[str]) -> str:
         "`bench/import_memory.py`: peak resident memory (ru_maxrss) of one import of an N MiB file",
         "from a local HTTP server into the embedded S3 (MiniStack on 127.0.0.1), each in a fresh",
         "process. *streaming* is `RemoteImportService.import_url` (the POST /imports path, 8 MiB",
-        "parts); *naive* is `requests.get(url).content` followed by one `put_object`. *Before* is",
-        "the process after its imports and client set-up; *growth* is what the import added.",
+        "parts, each uploaded while the next is read); *naive* is `requests.get(url).content`",
+        "followed by one `put_object`, with the same S3 client. *Before* is the process after its",
+        "imports and client set-up; *growth* is what the import added.",
         machine_line(),
         f"Command: `{command_line('bench.import_memory', argv)}`",
         "",
@@ -179,9 +193,12 @@ def markdown(rows: list[Row], argv: list[str]) -> str:
         )
     lines += [
         "",
-        "The streaming import's growth does not depend on the file's size: it is bounded by the part",
-        "size (the part being filled plus its copy in flight to S3, at most two 8 MiB parts). The",
-        "naive version grows with the file, by more than its size (the body is joined from pieces).",
+        "The streaming import's growth does not depend on the file's size: it holds two buffers of the",
+        "part size (8 MiB), allocated once, one read into straight from the socket while the other is",
+        "uploaded. Its growth reads below their 16 MiB because ru_maxrss is a high-water mark, which the",
+        "process's resident memory was already a few MiB under when the import started (its client",
+        "set-up had freed memory). The naive version grows with the file, by more than its size (the",
+        "body is joined from pieces).",
         "",
     ]
     return "\n".join(lines)
@@ -194,22 +211,53 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def child(variant: str, url: str, endpoint: str) -> dict[str, float]:
-    client = s3_client(endpoint)
+class TimedGateway(S3Gateway):
+    """The service's S3 gateway, adding up the time its multipart completions take."""
+
+    complete_seconds = 0.0
+
+    def complete_multipart_upload(self, *args: Any, **kwargs: Any) -> CompletedObject:
+        started = time.perf_counter()
+        try:
+            return super().complete_multipart_upload(*args, **kwargs)
+        finally:
+            self.complete_seconds += time.perf_counter() - started
+
+
+def child(variant: str, url: str) -> dict[str, float]:
+    settings = Settings.from_env()
+    # The imports function's own S3 client (S3Gateway's default: checksums only where S3 requires
+    # them), for both variants: a client with other defaults would time botocore, not the import.
+    client = build_s3_client(settings)
     client.head_bucket(Bucket=BUCKET)  # connection and credentials set up before measuring
     if variant == "streaming":
-        settings = Settings.from_env()
-        service = RemoteImportService(settings, ImportSettings.from_env(), s3=S3Gateway(settings, client=client))
+        # A warm container's registry client too: its first call loads DynamoDB's model and connects.
+        registry = registry_for(settings)
+        registry.usage("bench")
+        gateway = TimedGateway(settings, client=client)
+        service = RemoteImportService(settings, ImportSettings.from_env(), s3=gateway, registry=registry)
         baseline = peak_mib()
         started = time.perf_counter()
-        service.import_url("bench", url)
+        key = service.import_url("bench", url).key
+        complete_seconds = gateway.complete_seconds
     else:
         session = requests.Session()
+        key = f"uploads/bench/naive-{time.time_ns()}.png"
         baseline = peak_mib()
         started = time.perf_counter()
         body = session.get(url, timeout=600).content
-        client.put_object(Bucket=BUCKET, Key=f"uploads/bench/naive-{time.time_ns()}.png", Body=body)
-    return {"baseline_mib": baseline, "peak_mib": peak_mib(), "seconds": time.perf_counter() - started}
+        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+        complete_seconds = 0.0
+    seconds = time.perf_counter() - started
+    peak = peak_mib()
+    stored = client.head_object(Bucket=BUCKET, Key=key)["ContentLength"]  # after the clock stopped
+    return {
+        "baseline_mib": baseline,
+        "peak_mib": peak,
+        "seconds": seconds,
+        "complete_seconds": complete_seconds,
+        "stored_bytes": stored,
+    }
 
 
 def options(parser: argparse.ArgumentParser) -> None:
@@ -223,8 +271,8 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["--child"]:  # run_child's fresh process: one import, its figures as JSON
-        variant, url, endpoint = arguments[1:]
-        print(json.dumps(child(variant, url, endpoint)))
+        variant, url = arguments[1:]
+        print(json.dumps(child(variant, url)))
         return 0
     return bench_main(__doc__, HEADING, options, report, argv)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import io
 import ipaddress
+import random
 import socket
 import ssl
 import threading
@@ -53,11 +54,10 @@ def image_bytes(fmt: str, size: tuple[int, int] = (16, 12)) -> bytes:
 
 def png_of_size(total: int) -> bytes:
     """`total` bytes that start like a PNG (the importer sniffs magic bytes; the validator judges the
-    rest later). The filler varies so a misplaced or duplicated part changes the content."""
+    rest later). The filler never repeats (seeded random bytes, the same for the same size), so a
+    misplaced, swapped or duplicated part changes the content whatever the part size."""
     head = image_bytes("PNG")
-    filler = bytes((index * 7 + index // 251) % 256 for index in range(65_536))
-    repeats, rest = divmod(max(total - len(head), 0), len(filler))
-    return (head + filler * repeats + filler[:rest])[:total]
+    return (head + random.Random(total).randbytes(max(total - len(head), 0)))[:total]
 
 
 # ------------------------------------------------------------------------------------------ servers

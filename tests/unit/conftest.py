@@ -12,6 +12,7 @@ import boto3
 import pytest
 from lambda_fakes import FakeContext
 from moto import mock_aws
+from moto.core import request as moto_request
 
 from local.registry_table import create_registry_table
 from local.template import load_yaml
@@ -39,6 +40,21 @@ UNIT_ENV = {
 for _name, _value in UNIT_ENV.items():
     os.environ[_name] = _value
 os.environ.pop("S3_ENDPOINT_URL", None)
+
+# botocore sends a bytearray body as it is (urllib3 writes any buffer to the socket, and the
+# importer's part buffers are bytearrays). moto's in-process stub hands the body to werkzeug,
+# which takes anything but str and bytes for form fields and fails. On the wire a body is bytes:
+# moto gets bytes too.
+_moto_from_primitives = moto_request.Request.from_primitives.__func__  # type: ignore[attr-defined]
+
+
+def _from_primitives_with_bytes(cls: Any, method: str, url: str, headers: Any, body: Any = None) -> Any:
+    if isinstance(body, bytearray | memoryview):
+        body = bytes(body)
+    return _moto_from_primitives(cls, method, url, headers, body)
+
+
+moto_request.Request.from_primitives = classmethod(_from_primitives_with_bytes)  # type: ignore[method-assign,assignment]
 
 
 @pytest.fixture

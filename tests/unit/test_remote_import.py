@@ -7,7 +7,9 @@ Parts are 5 MiB (S3's minimum), so a 12 MiB file takes three parts.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from upload_core.observability import metrics
 from upload_core.registry import PlanState, registry_for
 from upload_core.remote_import import RemoteImportService, fetcher_for
 from upload_core.s3 import S3Gateway
-from upload_core.safe_fetch import Deadline
+from upload_core.safe_fetch import Deadline, RemoteFile, SafeFetcher
 from upload_core.settings import MIB, Settings
 
 PART = 5 * MIB
@@ -266,23 +268,32 @@ def test_a_file_larger_than_the_cap_is_stopped_and_leaves_nothing(importer: Impo
     assert importer.nothing_left()
 
 
-def test_reading_stops_one_byte_past_the_cap(source: SourceServer) -> None:
-    # Given a 2 MiB chunked body and a fetcher capped at 1 MiB
-    source.routes["/stream"] = Reply(body=[b"\x89PNG" + b"x" * (2 * MIB - 4)], chunked=True)
+@pytest.mark.parametrize("framing", ["chunked", "close_delimited"])
+@pytest.mark.parametrize("reader", ["read", "readinto"])
+def test_reading_stops_one_byte_past_the_cap(source: SourceServer, reader: str, framing: str) -> None:
+    # Given a 2 MiB body with no length declared up front and a fetcher capped at 1 MiB
+    source.routes["/stream"] = Reply(body=[b"\x89PNG" + b"x" * (2 * MIB - 4)], **{framing: True})
     fetcher = fetcher_for(
         ImportSettings.from_env({"IMPORT_ALLOWED_DESTINATIONS": source.authority, "IMPORT_MAX_BYTES": str(MIB)})
     )
-    # When the body is read to the end
+    # When the body is read to the end, in pieces or straight into a buffer
     with fetcher.open(source.url("/stream"), Deadline(10)) as remote, pytest.raises(UploadError) as refused:
-        drain(remote)
+        drain(remote, reader)
     # Then it stopped with 413 having read exactly one byte more than the cap
     assert refused.value.status == 413
     assert remote.bytes_read == MIB + 1
 
 
-def drain(remote: Any) -> None:
-    while remote.read(64 * 1024):
-        pass
+def drain(remote: Any, reader: str = "read") -> None:
+    if reader == "read":
+        while remote.read(64 * 1024):
+            pass
+        return
+    buffer = bytearray(3 * MIB)
+    with memoryview(buffer) as view:
+        filled = 0
+        while count := remote.readinto(view[filled : filled + 700 * 1024]):
+            filled += count
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_the_body_is_read(
@@ -470,13 +481,16 @@ def test_a_caller_without_identity_is_refused_before_fetching(importer: Importer
 # ------------------------------------------------------------------------------------------ cleanup
 
 
-class FailingSecondPart(S3Gateway):
-    """moto's S3, except that the second part upload fails."""
+class FailingPart(S3Gateway):
+    """moto's S3, except that one part upload fails."""
 
-    aborted: list[str]
+    def __init__(self, settings: Settings, client: Any, failing: int) -> None:
+        super().__init__(settings, client=client)
+        self.failing = failing
+        self.aborted: list[str] = []
 
-    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> Any:
-        if part_number == 2:
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes | bytearray) -> Any:
+        if part_number == self.failing:
             raise UploadError("injected storage failure", code="StorageError")
         return super().upload_part(key, upload_id, part_number, body)
 
@@ -485,20 +499,102 @@ class FailingSecondPart(S3Gateway):
         return super().abort_multipart_upload(key, upload_id)
 
 
+@pytest.mark.parametrize("failing", [1, 2, 3], ids=["first-part", "second-part", "last-part"])
 def test_a_storage_failure_mid_import_aborts_the_multipart_upload(
-    importer: Importer, source: SourceServer, s3_client: Any
+    importer: Importer, source: SourceServer, s3_client: Any, failing: int
 ) -> None:
+    # Given a three-part file and S3 failing one part (the first two upload while the next is read)
     data = png_of_size(12 * MIB)
     source.routes["/big.png"] = Reply(body=[data])
     import_settings = ImportSettings.from_env(
         {"IMPORT_ALLOWED_DESTINATIONS": source.authority, "IMPORT_PART_SIZE": str(PART)}
     )
-    gateway = FailingSecondPart(importer.settings, client=s3_client)
-    gateway.aborted = []
+    gateway = FailingPart(importer.settings, s3_client, failing)
     service = RemoteImportService(importer.settings, import_settings, s3=gateway)
-    with pytest.raises(UploadError, match="injected"):
+    # When imported
+    with pytest.raises(UploadError) as failed:
         service.import_url(OWNER, source.url("/big.png"))
+    # Then the part's own error reaches the caller, the upload is aborted once, nothing is left,
+    # and the reservation is given back
+    assert (failed.value.code, str(failed.value)) == ("StorageError", "injected storage failure")
     assert len(gateway.aborted) == 1
+    assert importer.nothing_left()
+    usage = registry_for(importer.settings).usage(OWNER)
+    assert (usage.reserved_bytes, usage.uploads_in_flight) == (0, 0)
+
+
+class HeldFirstPart(S3Gateway):
+    """moto's S3; the first part stays in flight until the source has failed."""
+
+    def __init__(self, settings: Settings, client: Any) -> None:
+        super().__init__(settings, client=client)
+        self.part_started = threading.Event()
+        self.source_failed = threading.Event()
+        self.events: list[str] = []
+
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes | bytearray) -> Any:
+        if part_number == 1:
+            self.part_started.set()
+            assert self.source_failed.wait(10), "the source never failed"
+        uploaded = super().upload_part(key, upload_id, part_number, body)
+        self.events.append(f"part {part_number} done")
+        return uploaded
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        self.events.append("abort")
+        return super().abort_multipart_upload(key, upload_id)
+
+
+class FailureSignallingFetcher:
+    """The real fetcher, telling the gateway when reading the body failed (once part 1 is in flight)."""
+
+    def __init__(self, fetcher: SafeFetcher, gateway: HeldFirstPart) -> None:
+        self._fetcher = fetcher
+        self._gateway = gateway
+
+    @contextmanager
+    def open(self, url: str, deadline: Deadline) -> Iterator[Any]:
+        with self._fetcher.open(url, deadline) as remote:
+            yield self._Signalling(remote, self._gateway)
+
+    class _Signalling:
+        def __init__(self, remote: RemoteFile, gateway: HeldFirstPart) -> None:
+            self._remote = remote
+            self._gateway = gateway
+            self.url = remote.url
+            self.read = remote.read
+
+        def readinto(self, view: memoryview) -> int:
+            try:
+                return self._remote.readinto(view)
+            except UploadError:
+                assert self._gateway.part_started.wait(10), "part 1 never started"
+                self._gateway.events.append("source failed")
+                self._gateway.source_failed.set()
+                raise
+
+
+def test_a_source_breaking_off_while_a_part_is_in_flight_waits_for_it_then_aborts(
+    importer: Importer, source: SourceServer, s3_client: Any
+) -> None:
+    # Given a server that declares 12 MiB and breaks off after 7 MiB, while part 1 (5 MiB) is
+    # held in flight until the importer has seen the failure
+    data = png_of_size(7 * MIB)
+    source.routes["/broken.png"] = Reply(
+        body=[data[i : i + MIB] for i in range(0, len(data), MIB)], content_length=12 * MIB
+    )
+    import_settings = ImportSettings.from_env(
+        {"IMPORT_ALLOWED_DESTINATIONS": source.authority, "IMPORT_PART_SIZE": str(PART)}
+    )
+    gateway = HeldFirstPart(importer.settings, s3_client)
+    fetcher = FailureSignallingFetcher(fetcher_for(import_settings), gateway)
+    service = RemoteImportService(importer.settings, import_settings, s3=gateway, fetcher=fetcher)  # type: ignore[arg-type]
+    # When imported
+    with pytest.raises(UploadError) as failed:
+        service.import_url(OWNER, source.url("/broken.png"))
+    # Then 502, the abort waited for part 1, and S3 keeps no part, no upload and no object
+    assert (failed.value.status, failed.value.code) == (502, "UpstreamProtocolError")
+    assert gateway.events == ["source failed", "part 1 done", "abort"]
     assert importer.nothing_left()
 
 

@@ -1,10 +1,11 @@
 """Import a remote image into the bucket: fetch safely, check the magic bytes, stream into S3.
 
-Memory stays flat whatever the size: at most one part is buffered. The first part only starts
-a multipart upload once a byte beyond it shows the object needs more than one part; a body that
-fits in one part is stored with a single PutObject. Any failure after a multipart upload was
-started aborts it, so nothing is left behind (the bucket's lifecycle rule is the backstop for a
-Lambda that is killed mid-import).
+Memory stays flat whatever the size: two part buffers, one filled from the source while the
+other is uploaded (streaming_upload.py). The first part only starts a multipart upload once a
+byte beyond it shows the object needs more than one part; a body that fits in one part is stored
+with a single PutObject. Any failure after a multipart upload was started aborts it, so nothing
+is left behind (the bucket's lifecycle rule is the backstop for a Lambda that is killed
+mid-import).
 
 Idempotency: a client that gave up waiting (API Gateway stops at 30 s) retries with the same
 ``Idempotency-Key`` header. The key then decides the object's key (a hash of caller and
@@ -19,7 +20,7 @@ import hashlib
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from posixpath import basename
 from urllib.parse import quote, unquote
@@ -32,15 +33,15 @@ from upload_core.image_types import SNIFF_BYTES, ImageType, looks_like_active_co
 from upload_core.import_settings import ImportSettings
 from upload_core.observability import logger, metrics
 from upload_core.registry import PlanKind, PlanState, Registry, UploadPlan, registry_for
-from upload_core.s3 import CompletedObject, S3Gateway, UploadedPart
+from upload_core.s3 import S3Gateway
 from upload_core.safe_fetch import Connector, Deadline, FetchLimits, RemoteFile, SafeFetcher, open_socket
 from upload_core.settings import Settings
 from upload_core.ssrf import DestinationBlocked, Resolver, Target, parse_url, system_resolver
+from upload_core.streaming_upload import StreamingUpload
 
 # Time kept back from the Lambda's remaining time: a part upload in flight when the fetch
 # deadline passes must finish, the multipart upload must be aborted and the response sent.
 CLEANUP_RESERVE_SECONDS = 3.0
-READ_SIZE = 256 * 1024
 MAX_SOURCE_URL_META_CHARS = 512
 DEFAULT_FILENAME = "image"
 # An import lasts seconds; its reservation outlives a dead Lambda by this much before the sweeper ends it.
@@ -154,7 +155,7 @@ class RemoteImportService:
                 if (earlier := self._earlier_import(key, source_url)) is not None:
                     return earlier
             plan = self._reserve(owner, key)
-            writer = _StreamingWriter(
+            writer = StreamingUpload(
                 self._s3,
                 key,
                 content_type=image.mime,
@@ -166,8 +167,7 @@ class RemoteImportService:
             )
             try:
                 writer.write(head)
-                while chunk := remote.read(READ_SIZE):
-                    writer.write(chunk)
+                writer.read_from(remote.readinto)
                 stored = writer.finish()
             except Conflict:
                 writer.abort()
@@ -259,76 +259,6 @@ def fetcher_for(
         connector=connector,
         ssl_context=ssl_context,
     )
-
-
-class _StreamingWriter:
-    """Writes an object of unknown size with at most one part in memory."""
-
-    def __init__(
-        self,
-        s3: S3Gateway,
-        key: str,
-        *,
-        content_type: str,
-        metadata: Mapping[str, str],
-        part_size: int,
-    ) -> None:
-        self._s3 = s3
-        self._key = key
-        self._content_type = content_type
-        self._metadata = dict(metadata)
-        self._part_size = part_size
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[UploadedPart] = []
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            if len(self._buffer) == self._part_size:
-                # More data after a full buffer: that buffer is a part, not the whole object.
-                self._upload_buffer()
-            take = self._part_size - len(self._buffer)
-            self._buffer += view[:take]
-            view = view[take:]
-        self.size += len(data)
-
-    def finish(self) -> CompletedObject:
-        if self._upload_id is None:
-            return self._s3.put_object(
-                self._key,
-                bytes(self._buffer),
-                content_type=self._content_type,
-                metadata=self._metadata,
-                tags=object_meta.pending_tags(),
-            )
-        if self._buffer:
-            self._upload_buffer()
-        return self._s3.complete_multipart_upload(
-            self._key, self._upload_id, self._parts, object_size=self.size, checksum_algorithm=None
-        )
-
-    def abort(self) -> None:
-        if self._upload_id is None:
-            return
-        try:
-            self._s3.abort_multipart_upload(self._key, self._upload_id)
-        except UploadError:
-            # The bucket's lifecycle rule aborts it later; the original error is the one to report.
-            logger.exception("could not abort the import's multipart upload", extra={"key": self._key})
-
-    def _upload_buffer(self) -> None:
-        if self._upload_id is None:
-            self._upload_id = self._s3.create_multipart_upload(
-                self._key,
-                content_type=self._content_type,
-                metadata=self._metadata,
-                tags=object_meta.pending_tags(),
-            )
-        part = self._s3.upload_part(self._key, self._upload_id, len(self._parts) + 1, bytes(self._buffer))
-        self._parts.append(part)
-        self._buffer = bytearray()
 
 
 def _read_head(remote: RemoteFile) -> bytes:

@@ -255,7 +255,7 @@ class S3Gateway:
                     )
         return uploads
 
-    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> UploadedPart:
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes | bytearray) -> UploadedPart:
         with storage_errors(missing="upload not found"):
             response = self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body
@@ -283,7 +283,7 @@ class S3Gateway:
     def put_object(
         self,
         key: str,
-        body: bytes,
+        body: bytes | bytearray,
         *,
         content_type: str,
         metadata: Mapping[str, str],

@@ -219,6 +219,8 @@ class RemoteFile:
         self.declared_length = _declared_length(response)
         self.bytes_read = 0
         self._response = response
+        raw = _raw_body(response)
+        self._raw_readinto = response.readinto if raw is None else raw.readinto
         self._connection = connection
         self._deadline = deadline
         self._limits = limits
@@ -226,26 +228,56 @@ class RemoteFile:
 
     def read(self, size: int) -> bytes:
         """At most `size` bytes (b"" at the end) from at most one read of the socket."""
-        allowance = self._limits.max_bytes + 1 - self.bytes_read  # one byte past the cap proves it is exceeded
-        if allowance <= 0:
-            raise _too_large(self._limits.max_bytes)
+        allowance = self._allowance()
         try:
-            sock = self._connection.sock
-            timeout = self._deadline.timeout(self._limits.read_timeout)
-            if sock is not None:
-                sock.settimeout(timeout)
+            self._arm_timeout()
             data = self._response.read1(min(size, allowance), decode_content=False)
         except UploadError:
             raise
         except (Urllib3Error, http.client.HTTPException, OSError, ValueError) as error:
             raise transport_error(error, self._deadline) from None
+        self._count(len(data))
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Reads up to len(buffer) bytes straight into `buffer` (0 at the end), under the same cap,
+        timeouts and deadline as `read`. Unlike `read` it may take several reads of the socket to
+        fill the buffer (the watchdog still ends it at the deadline)."""
+        view = buffer[: self._allowance()]
+        try:
+            self._arm_timeout()
+            count = self._raw_readinto(view)
+        except UploadError:
+            raise
+        except (Urllib3Error, http.client.HTTPException, OSError, ValueError) as error:
+            raise transport_error(error, self._deadline) from None
+        self._count(count)
+        if count == 0 and len(view) and self.declared_length is not None and self.bytes_read < self.declared_length:
+            # http.client ends a short Content-Length body quietly (urllib3 raises IncompleteRead).
+            raise UpstreamError(
+                "the remote server broke off or sent a malformed response", code="UpstreamProtocolError"
+            )
+        return count
+
+    def _allowance(self) -> int:
+        allowance = self._limits.max_bytes + 1 - self.bytes_read  # one byte past the cap proves it is exceeded
+        if allowance <= 0:
+            raise _too_large(self._limits.max_bytes)
+        return allowance
+
+    def _arm_timeout(self) -> None:
+        sock = self._connection.sock
+        timeout = self._deadline.timeout(self._limits.read_timeout)
+        if sock is not None:
+            sock.settimeout(timeout)
+
+    def _count(self, count: int) -> None:
         # A socket the watchdog shut down reads as a clean end of file: never take it for one.
         if self._watchdog.fired or self._deadline.expired:
             raise deadline_exceeded()
-        self.bytes_read += len(data)
+        self.bytes_read += count
         if self.bytes_read > self._limits.max_bytes:
             raise _too_large(self._limits.max_bytes)
-        return data
 
 
 class SafeFetcher:
@@ -361,6 +393,14 @@ class SafeFetcher:
         plain = _PinnedHTTPConnection(target.host, target.port, timeout=timeout)
         plain.pin = pin
         return plain
+
+
+def _raw_body(response: BaseHTTPResponse) -> http.client.HTTPResponse | None:
+    """The http.client response urllib3 wraps, which reads a body straight into a caller's buffer
+    (urllib3's own readinto reads into a new bytes object and copies that). urllib3 2.x keeps it
+    in `_fp`; None if a version does not."""
+    raw = getattr(response, "_fp", None)
+    return raw if isinstance(raw, http.client.HTTPResponse) else None
 
 
 def _close(connection: HTTPConnection, response: BaseHTTPResponse) -> None:
