@@ -7,10 +7,11 @@ measured, and with the emulator's request log and an invocation observer on (ben
 
 `--clients` threads, each its own `client.Uploader` with its own user's token, wait at a barrier
 and then each upload one file and wait for its verdict as `python -m client put` does (polling
-GET /files/{id}/status). Most upload a small PNG as a form (`upload_many`: POST /uploads/form +
-one POST to S3); every `--multipart-every`-th uploads a 12 MiB PNG as a multipart upload
-(create, sign, 2 parts, complete). Every upload must complete and be judged valid; errors, API
-answers of 400 and above, and the clients' retry notices are counted.
+GET /files/{id}/status). Most upload a small PNG as `upload_many` does by default (a batch of
+one: POST /uploads/batch + one presigned PUT to S3); every `--multipart-every`-th uploads a
+12 MiB PNG as a multipart upload (create, sign, 2 parts, complete). Every upload must complete
+and be judged valid; errors, API answers of 400 and above, and the clients' retry notices are
+counted.
 
 Reported: wall time and throughput, the handler's own time per call (measured in the worker
 around `lambda_handler`) at p50/p99 per route and for the validator, and S3 requests per upload
@@ -53,7 +54,7 @@ PENDING_404 = -404  # a status poll's 404 before the validator has seen the file
 @dataclass
 class Outcome:
     client: int
-    kind: str  # "form" or "multipart"
+    kind: str  # "small" or "multipart"
     key: str = ""
     verdict: str = ""
     error: str = ""
@@ -90,7 +91,7 @@ def client_thread(
     )
     try:
         start.wait(timeout=120)
-        if outcome.kind == "form":
+        if outcome.kind == "small":
             (result,) = uploader.upload_many([path])
             if result.error is not None or result.result is None:
                 raise RuntimeError(str(result.error))
@@ -136,7 +137,7 @@ def run(clients: int, multipart_every: int) -> Run:
             assert stack.functions is not None
             stack.functions.observer = invocations
             # One upload first, so that the measured calls are not the workers' imports.
-            warm = Outcome(999, "form")
+            warm = Outcome(999, "small")
             client_thread(stack, small, warm, start=threading.Barrier(1), origin=[time.perf_counter()])
             assert warm.verdict == "valid", warm
             time.sleep(1.0)
@@ -145,7 +146,7 @@ def run(clients: int, multipart_every: int) -> Run:
             with status_lock:
                 statuses.clear()
             outcomes = [
-                Outcome(index, "multipart" if multipart_every and index % multipart_every == 0 else "form")
+                Outcome(index, "multipart" if multipart_every and index % multipart_every == 0 else "small")
                 for index in range(clients)
             ]
             origin = [0.0]
@@ -184,8 +185,8 @@ def markdown(result: Run, multipart_every: int, argv: list[str]) -> str:
     valid = sum(1 for outcome in outcomes if outcome.verdict == "valid")
     errors = [outcome for outcome in outcomes if outcome.error]
     retries = sum(outcome.retries for outcome in outcomes)
-    forms = sum(1 for outcome in outcomes if outcome.kind == "form")
-    multipart = len(outcomes) - forms
+    small = sum(1 for outcome in outcomes if outcome.kind == "small")
+    multipart = len(outcomes) - small
     stored_by = max((outcome.upload_seconds for outcome in outcomes if outcome.key), default=0.0)
     api_errors = sum(count for status, count in result.api_statuses.items() if status >= 400)
     pending = result.api_statuses[PENDING_404]
@@ -197,7 +198,9 @@ def markdown(result: Run, multipart_every: int, argv: list[str]) -> str:
         f"(up to {DEFAULT_MAX_WORKERS} warm workers per function, MiniStack, the validator fed by the bucket's",
         "notifications), each its own `client.Uploader` and user, released together by a barrier; each",
         "uploads one PNG and waits for its verdict as `client put` does.",
-        f"{forms} upload {SMALL_BYTES // 1024} KiB as a form (`upload_many`), {multipart} (every {multipart_every}th)",
+        f"{small} upload {SMALL_BYTES // 1024} KiB as `upload_many` does (a batch of one:",
+        "POST /uploads/batch + a PUT),",
+        f"{multipart} (every {multipart_every}th)",
         f"{LARGE_BYTES // MIB} MiB as a 2-part multipart upload.",
         "Per-user limits from tests/stack_limits.py (the limits are not what is measured). After one",
         "warm-up upload.",
