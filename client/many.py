@@ -19,13 +19,12 @@ from pathlib import Path
 import requests
 
 from client.api import FormTarget, UploadApi
-from client.checksums import is_md5_etag, normalize_etag
 from client.engine import UploadResult
 from client.errors import ApiError, LocalFileError, TransferError
 from client.parts import SourceFile
 from client.planning import guess_content_type
 from client.retry import RetryPolicy, Transient, call_with_retries
-from client.transfer import DEFAULT_PUT_TIMEOUT, Outcome, classify
+from client.transfer import DEFAULT_PUT_TIMEOUT, classify, stored_etag
 
 _ETAG = re.compile(r"<ETag>\s*([^<]{1,100}?)\s*</ETag>")
 _LOCATION = re.compile(r"<Location>\s*([^<]{1,2000}?)\s*</Location>")
@@ -91,17 +90,11 @@ class FormUploader:
             if found:
                 headers["ETag"] = found.group(1).replace("&quot;", '"')
         result = classify(response.status_code, headers, text if response.status_code >= 300 else "")
-        if result.outcome is Outcome.TRANSIENT or result.outcome is Outcome.BAD_DIGEST:
-            raise Transient(TransferError(f"{name}: {result.describe()}"), result.retry_after)
-        if result.outcome is not Outcome.STORED or result.etag is None:
-            raise TransferError(f"{name}: S3 refused the form ({result.describe()})")
-        stored = normalize_etag(result.etag)
-        if result.etag_is_md5 and is_md5_etag(stored) and stored != md5:
-            raise Transient(TransferError(f"{name}: S3 stored a body with MD5 {stored}, not {md5}"))
+        etag = stored_etag(name, result, md5, "form")
         location = _LOCATION.search(text)
         return UploadResult(
             key=target.key,
-            etag=result.etag,
+            etag=etag,
             size=len(data),
             location=location.group(1) if location else f"{target.url.rstrip('/')}/{target.key}",
             parts_sent=1,

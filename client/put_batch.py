@@ -34,13 +34,12 @@ from urllib.parse import urlsplit
 import requests
 
 from client.api import BatchFileDeclared, PutTarget, UploadApi
-from client.checksums import is_md5_etag, normalize_etag
 from client.engine import UploadResult
 from client.errors import ApiError, LocalFileError, TransferError, UploadClientError
 from client.parts import SourceFile
 from client.planning import guess_content_type
 from client.retry import RetryPolicy, Transient, call_with_retries
-from client.transfer import DEFAULT_PUT_TIMEOUT, Outcome, classify
+from client.transfer import DEFAULT_PUT_TIMEOUT, classify, stored_etag
 
 DEFAULT_BATCH_SIZE = 50  # the API's most per batch
 
@@ -210,14 +209,8 @@ class PutBatches:
             # precondition failure after a lost answer means an earlier attempt stored it.
             return UploadResult(key=target.key, etag="", size=len(data), location=location, parts_sent=1)
         result = classify(response.status_code, response.headers, response.text if response.status_code >= 300 else "")
-        if result.outcome is Outcome.TRANSIENT or result.outcome is Outcome.BAD_DIGEST:
-            raise Transient(TransferError(f"{name}: {result.describe()}"), result.retry_after)
-        if result.outcome is not Outcome.STORED or result.etag is None:
-            raise TransferError(f"{name}: S3 refused the PUT ({result.describe()})")
-        stored = normalize_etag(result.etag)
-        if result.etag_is_md5 and is_md5_etag(stored) and stored != md5:
-            raise Transient(TransferError(f"{name}: S3 stored a body with MD5 {stored}, not {md5}"))
-        return UploadResult(key=target.key, etag=result.etag, size=len(data), location=location, parts_sent=1)
+        etag = stored_etag(name, result, md5, "PUT")
+        return UploadResult(key=target.key, etag=etag, size=len(data), location=location, parts_sent=1)
 
 
 def small_files(

@@ -22,7 +22,9 @@ import requests
 
 from client.api import SignedPart
 from client.cancellation import Cancellation
-from client.retry import RETRYABLE_S3_CODES, RETRYABLE_STATUSES, retry_after_seconds
+from client.checksums import is_md5_etag, normalize_etag
+from client.errors import TransferError
+from client.retry import RETRYABLE_S3_CODES, RETRYABLE_STATUSES, Transient, retry_after_seconds
 
 DEFAULT_PUT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
 _CODE = re.compile(r"<Code>\s*([^<]{1,100}?)\s*</Code>")
@@ -133,6 +135,19 @@ def classify(
     if status in RETRYABLE_STATUSES or code in RETRYABLE_S3_CODES:
         return PutResult(Outcome.TRANSIENT, status=status, code=code, message=message, retry_after=retry_after)
     return PutResult(Outcome.FATAL, status=status, code=code, message=message)
+
+
+def stored_etag(name: str, result: PutResult, md5: str, request: str) -> str:
+    """The ETag of a whole file S3 stored in one request (a form or a PUT), or the error to raise:
+    retryable when a second attempt may succeed, including a body S3 stored with another MD5."""
+    if result.outcome is Outcome.TRANSIENT or result.outcome is Outcome.BAD_DIGEST:
+        raise Transient(TransferError(f"{name}: {result.describe()}"), result.retry_after)
+    if result.outcome is not Outcome.STORED or result.etag is None:
+        raise TransferError(f"{name}: S3 refused the {request} ({result.describe()})")
+    stored = normalize_etag(result.etag)
+    if result.etag_is_md5 and is_md5_etag(stored) and stored != md5:
+        raise Transient(TransferError(f"{name}: S3 stored a body with MD5 {stored}, not {md5}"))
+    return result.etag
 
 
 def _first(pattern: re.Pattern[str], text: str) -> str:
