@@ -209,17 +209,19 @@ class UploadService:
         user_metadata = object_meta.user_metadata(metadata)
         self._registry.count_request(owner, settings.max_requests_per_minute)
         key = keys.new_key(settings.upload_prefix, owner, filename)
-        plan = self._reserve(
-            owner,
-            key,
-            kind=PlanKind.MULTIPART if size is not None else PlanKind.UNDECLARED,
-            reserved_bytes=size if size is not None else self.undeclared_limit,
-            ttl_seconds=settings.upload_ttl_seconds,
-            declared_size=size,
-            part_size=chosen_part_size,
-            part_count=chosen_part_count,
-            content_type=normalized_type,
-            checksum_algorithm=algorithm,
+        plan = self._registry.reserve(
+            self._new_plan(
+                owner,
+                key,
+                kind=PlanKind.MULTIPART if size is not None else PlanKind.UNDECLARED,
+                reserved_bytes=size if size is not None else self.undeclared_limit,
+                ttl_seconds=settings.upload_ttl_seconds,
+                declared_size=size,
+                part_size=chosen_part_size,
+                part_count=chosen_part_count,
+                content_type=normalized_type,
+                checksum_algorithm=algorithm,
+            )
         )
         return ReservedUpload(
             plan=plan,
@@ -232,20 +234,18 @@ class UploadService:
         """The most an upload that did not declare its size may store (and so reserves)."""
         return min(self._settings.max_undeclared_upload_bytes, self._settings.max_upload_bytes)
 
-    def _reserve(
+    def _new_plan(
         self, owner: str, key: str, *, kind: PlanKind, reserved_bytes: int, ttl_seconds: int, **plan: Any
     ) -> UploadPlan:
         now = int(self._clock())
-        return self._registry.reserve(
-            UploadPlan(
-                key=key,
-                owner=owner,
-                kind=kind,
-                reserved_bytes=reserved_bytes,
-                created_at=now,
-                expires_at=now + ttl_seconds,
-                **plan,
-            )
+        return UploadPlan(
+            key=key,
+            owner=owner,
+            kind=kind,
+            reserved_bytes=reserved_bytes,
+            created_at=now,
+            expires_at=now + ttl_seconds,
+            **plan,
         )
 
     def _open_plan(self, owner: str, key: str, upload_id: str) -> UploadPlan:
@@ -310,7 +310,7 @@ class UploadService:
             SignedPart(part_number=request.part_number, url=url, headers=headers, size=length)
             for request, url, headers, length in zip(ordered, urls, signed_headers, lengths, strict=True)
         ]
-        return SignedParts(parts=signed, expires_at=self._expires_at(expires_in))
+        return SignedParts(parts=signed, expires_at=self.expires_at(expires_in))
 
     # --- list ------------------------------------------------------------------------------------
     def list_parts(self, owner: str, upload_id: str, key: str) -> list[UploadedPart]:
@@ -494,7 +494,7 @@ class UploadService:
             url=str(post["url"]),
             fields={str(k): str(v) for k, v in post["fields"].items()},
             key=key,
-            expires_at=self._expires_at(expires_in),
+            expires_at=self.expires_at(expires_in),
         )
 
     def put_url(self, owner: str, *, filename: str, content_type: str, size: int, expires_in: int) -> SignedPut:
@@ -547,15 +547,13 @@ class UploadService:
         """The plan of a single-request upload at ``key`` (kind FORM): the validator settles it when
         its object arrives, the sweeper when its time is up."""
         settings = self._settings
-        now = int(self._clock())
-        return UploadPlan(
-            key=key,
-            owner=owner,
+        return self._new_plan(
+            owner,
+            key,
             kind=PlanKind.FORM,
             reserved_bytes=size if size is not None else settings.max_form_upload_bytes,
-            created_at=now,
             # Past the URL's life (and a margin for a slow queue) the sweeper settles or releases it.
-            expires_at=now + settings.url_expiry_seconds + FORM_SETTLE_MARGIN_SECONDS,
+            ttl_seconds=settings.url_expiry_seconds + FORM_SETTLE_MARGIN_SECONDS,
             state=state,
             declared_size=size,
             content_type=content_type,
@@ -563,9 +561,6 @@ class UploadService:
 
     def expires_at(self, seconds: int) -> datetime:
         """When a URL signed now for ``seconds`` expires (whole seconds)."""
-        return self._expires_at(seconds)
-
-    def _expires_at(self, seconds: int) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC).replace(microsecond=0) + timedelta(seconds=seconds)
 
 
